@@ -1,0 +1,17 @@
+//! Schema migrations for authbroker, one file per change. They run on SQLite
+//! and PostgreSQL alike, so they use only portable column types: instants are
+//! Unix seconds in BIGINT columns, sealed secrets are TEXT.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_tables;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_create_tables::Migration)]
+    }
+}

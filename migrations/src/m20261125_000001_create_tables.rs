@@ -1,0 +1,287 @@
+//! The first schema: pending authorization states, connections and the usage ledger.
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum AuthStates {
+    Table,
+    StateHash,
+    Caller,
+    Provider,
+    Subject,
+    RedirectUri,
+    Scopes,
+    SignUp,
+    PkceVerifier,
+    ExpiresAt,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Connections {
+    Table,
+    Id,
+    Caller,
+    Provider,
+    Subject,
+    ProviderUserId,
+    Scopes,
+    Status,
+    StatusReason,
+    RedirectUri,
+    TokenType,
+    AccessToken,
+    RefreshToken,
+    AccessTokenExpiresAt,
+    KeyId,
+    Version,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum UsageLedger {
+    Table,
+    Id,
+    Caller,
+    ConnectionId,
+    IdempotencyKey,
+    RequestHash,
+    Usage,
+    Credits,
+    Status,
+    Attempts,
+    ProviderStatus,
+    ProviderResponse,
+    Error,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuthStates::Table)
+                    .col(
+                        ColumnDef::new(AuthStates::StateHash)
+                            .string_len(64)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthStates::Caller)
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthStates::Provider)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthStates::Subject)
+                            .string_len(256)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(AuthStates::RedirectUri).text().not_null())
+                    .col(ColumnDef::new(AuthStates::Scopes).text().not_null())
+                    .col(ColumnDef::new(AuthStates::SignUp).boolean().not_null())
+                    .col(ColumnDef::new(AuthStates::PkceVerifier).text().null())
+                    .col(
+                        ColumnDef::new(AuthStates::ExpiresAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuthStates::CreatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_auth_states_expires_at")
+                    .table(AuthStates::Table)
+                    .col(AuthStates::ExpiresAt)
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Connections::Table)
+                    .col(
+                        ColumnDef::new(Connections::Id)
+                            .string_len(36)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Connections::Caller)
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Connections::Provider)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Connections::Subject)
+                            .string_len(256)
+                            .not_null(),
+                    )
+                    // Empty when the provider has no user endpoint: NULL would
+                    // defeat the unique index below.
+                    .col(
+                        ColumnDef::new(Connections::ProviderUserId)
+                            .string_len(256)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Connections::Scopes).text().not_null())
+                    .col(
+                        ColumnDef::new(Connections::Status)
+                            .string_len(16)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Connections::StatusReason).text().null())
+                    .col(ColumnDef::new(Connections::RedirectUri).text().not_null())
+                    .col(
+                        ColumnDef::new(Connections::TokenType)
+                            .string_len(32)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Connections::AccessToken).text().null())
+                    .col(ColumnDef::new(Connections::RefreshToken).text().null())
+                    .col(
+                        ColumnDef::new(Connections::AccessTokenExpiresAt)
+                            .big_integer()
+                            .null(),
+                    )
+                    .col(ColumnDef::new(Connections::KeyId).string_len(64).not_null())
+                    .col(
+                        ColumnDef::new(Connections::Version)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Connections::CreatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Connections::UpdatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_connections_account")
+                    .table(Connections::Table)
+                    .col(Connections::Caller)
+                    .col(Connections::Provider)
+                    .col(Connections::Subject)
+                    .col(Connections::ProviderUserId)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(UsageLedger::Table)
+                    .col(
+                        ColumnDef::new(UsageLedger::Id)
+                            .string_len(36)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(UsageLedger::Caller)
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(UsageLedger::ConnectionId)
+                            .string_len(36)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(UsageLedger::IdempotencyKey)
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(UsageLedger::RequestHash)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(UsageLedger::Usage)
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(UsageLedger::Credits).double().not_null())
+                    .col(
+                        ColumnDef::new(UsageLedger::Status)
+                            .string_len(16)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(UsageLedger::Attempts).integer().not_null())
+                    .col(ColumnDef::new(UsageLedger::ProviderStatus).integer().null())
+                    .col(ColumnDef::new(UsageLedger::ProviderResponse).text().null())
+                    .col(ColumnDef::new(UsageLedger::Error).text().null())
+                    .col(
+                        ColumnDef::new(UsageLedger::CreatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(UsageLedger::UpdatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_usage_ledger_key")
+                    .table(UsageLedger::Table)
+                    .col(UsageLedger::Caller)
+                    .col(UsageLedger::IdempotencyKey)
+                    .unique()
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            UsageLedger::Table.into_iden(),
+            Connections::Table.into_iden(),
+            AuthStates::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}

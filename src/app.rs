@@ -1,0 +1,168 @@
+//! Builds and runs the server: database, key, broker, the gRPC services
+//! (AuthBroker, health, reflection) and graceful shutdown.
+
+mod key;
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use migration::MigratorTrait;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::{
+    api::{Api, callers::CallerAuth},
+    broker::Broker,
+    config::Settings,
+    http::HttpClient,
+    pb::auth_broker_server::AuthBrokerServer,
+    store,
+};
+
+/// How often the database is pinged for the health status.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+/// How often expired states are deleted.
+const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Installs ring as rustls' process-wide crypto provider (reqwest and sqlx
+/// share it). Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Connects to the database and applies pending migrations.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let db = connect(settings).await?;
+    migration::Migrator::up(&db, None)
+        .await
+        .context("applying migrations")?;
+    Ok(db)
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    install_crypto_provider();
+    store::connect(&settings.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database ({})",
+                redact_url(&settings.database_url)
+            )
+        })
+}
+
+/// Serves until `shutdown` completes, then drains in-flight calls.
+pub async fn serve(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if settings.callers.is_empty() && !settings.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "callers: none configured, so calls would be unauthenticated; this is only allowed on a loopback listen address, not {}",
+            settings.listen
+        );
+    }
+    let db = if settings.migrate_on_start {
+        migrate(&settings).await?
+    } else {
+        connect(&settings).await?
+    };
+    let key = key::load(&settings.key)?;
+    let http = HttpClient::new(&settings.http).context("building the HTTP client")?;
+    let broker = Broker::new(
+        db.clone(),
+        key,
+        http,
+        settings.providers.into_values(),
+        settings.state_ttl,
+    );
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<AuthBrokerServer<Api>>().await;
+    tokio::spawn(watch_database(db.clone(), health_reporter));
+    tokio::spawn(janitor(db));
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building reflection")?;
+
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    if settings.callers.is_empty() {
+        tracing::warn!("no callers configured: accepting unauthenticated calls on loopback only");
+    }
+    tracing::info!(%addr, "authbroker listening");
+
+    let api =
+        AuthBrokerServer::with_interceptor(Api::new(broker), CallerAuth::new(&settings.callers));
+    Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(api)
+        .serve_with_incoming_shutdown(tokio_stream_listener(listener), shutdown)
+        .await
+        .context("serving gRPC")?;
+    tracing::info!("authbroker stopped");
+    Ok(())
+}
+
+fn tokio_stream_listener(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+/// Flips the health status with the database's reachability.
+async fn watch_database(db: DatabaseConnection, reporter: tonic_health::server::HealthReporter) {
+    let mut serving = true;
+    loop {
+        tokio::time::sleep(HEALTH_INTERVAL).await;
+        let ok = tokio::time::timeout(HEALTH_INTERVAL, db.ping())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if ok != serving {
+            serving = ok;
+            let status = if ok {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            if ok {
+                tracing::info!("database reachable again: SERVING");
+            } else {
+                tracing::error!("database unreachable: NOT_SERVING");
+            }
+            reporter.set_service_status("", status).await;
+            reporter
+                .set_service_status("authbroker.v1.AuthBroker", status)
+                .await;
+        }
+    }
+}
+
+/// Deletes expired authorization states on a schedule.
+async fn janitor(db: DatabaseConnection) {
+    loop {
+        tokio::time::sleep(JANITOR_INTERVAL).await;
+        match store::states::delete_expired(&db, store::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "expired authorization states removed"),
+            Err(e) => tracing::warn!(error = %e, "cleaning expired states failed"),
+        }
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

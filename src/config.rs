@@ -1,0 +1,463 @@
+//! Typed settings: a TOML file layered with `AUTHBROKER_*` environment
+//! variables. Unknown keys in either are an error naming the key, and no
+//! secret is ever printed (Debug of every secret-bearing type is redacted).
+
+mod raw;
+mod secrets;
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use sha2::{Digest, Sha256};
+
+use crate::{
+    providers::{Environment, Profile, ProviderKind},
+    secret::Secret,
+};
+use raw::{RawConfig, RawProvider};
+use secrets::resolve_secret;
+
+/// Every environment variable authbroker reads, in one place.
+pub mod env {
+    /// Path of the TOML config file (or `--config`).
+    pub const CONFIG: &str = "AUTHBROKER_CONFIG";
+    /// Overrides `listen`.
+    pub const LISTEN: &str = "AUTHBROKER_LISTEN";
+    /// Overrides `database_url`; wins over [`DATABASE_URL`].
+    pub const DATABASE: &str = "AUTHBROKER_DATABASE_URL";
+    /// The conventional variable; overrides `database_url`.
+    pub const DATABASE_URL: &str = "DATABASE_URL";
+    /// Overrides `encryption_key` (base64 of 32 bytes).
+    pub const ENCRYPTION_KEY: &str = "AUTHBROKER_ENCRYPTION_KEY";
+    /// Overrides `encryption_key_id`.
+    pub const ENCRYPTION_KEY_ID: &str = "AUTHBROKER_ENCRYPTION_KEY_ID";
+    /// Overrides `log_format` (`text` or `json`).
+    pub const LOG_FORMAT: &str = "AUTHBROKER_LOG_FORMAT";
+    /// Log filter, e.g. `info,authbroker=debug`.
+    pub const LOG: &str = "AUTHBROKER_LOG";
+    /// Overrides `migrate_on_start`.
+    pub const MIGRATE_ON_START: &str = "AUTHBROKER_MIGRATE_ON_START";
+    /// Overrides `state_ttl_secs`.
+    pub const STATE_TTL_SECS: &str = "AUTHBROKER_STATE_TTL_SECS";
+
+    /// The `AUTHBROKER_*` names that are allowed; any other is a typo.
+    pub const KNOWN: &[&str] = &[
+        CONFIG,
+        LISTEN,
+        DATABASE,
+        ENCRYPTION_KEY,
+        ENCRYPTION_KEY_ID,
+        LOG_FORMAT,
+        LOG,
+        MIGRATE_ON_START,
+        STATE_TTL_SECS,
+    ];
+}
+
+/// Default listen address: loopback, so an unconfigured laptop run is private.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// The embedded default database, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/authbroker.db";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The resolved configuration the service runs with.
+#[derive(Debug)]
+pub struct Settings {
+    /// Address the gRPC server binds.
+    pub listen: SocketAddr,
+    /// Database connection URL (`sqlite://…` or `postgres://…`).
+    pub database_url: String,
+    /// Run migrations before serving.
+    pub migrate_on_start: bool,
+    /// How long a BeginAuth state stays usable.
+    pub state_ttl: Duration,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Where the sealing key comes from.
+    pub key: KeySetting,
+    /// Services allowed to call; empty means unauthenticated (loopback only).
+    pub callers: Vec<CallerSetting>,
+    /// Configured providers by id.
+    pub providers: BTreeMap<String, ProviderSetting>,
+    /// Outbound HTTP limits.
+    pub http: HttpSettings,
+}
+
+/// The sealing key's origin.
+#[derive(Debug)]
+pub enum KeySetting {
+    /// Given in config or the environment (base64), with its id.
+    Configured {
+        /// Key id written into sealed values.
+        id: String,
+        /// Base64 of the 32-byte key.
+        key: Secret,
+    },
+    /// Embedded default: read or create this key file (mode 0600).
+    File {
+        /// Key id written into sealed values.
+        id: String,
+        /// The key file beside the SQLite database.
+        path: PathBuf,
+    },
+}
+
+/// A calling service.
+pub struct CallerSetting {
+    /// The caller's name; connections belong to it.
+    pub name: String,
+    /// SHA-256 of its bearer token (the token itself is not kept).
+    pub token_sha256: [u8; 32],
+}
+
+impl std::fmt::Debug for CallerSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallerSetting")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One configured provider.
+#[derive(Debug, Clone)]
+pub struct ProviderSetting {
+    /// Config id, e.g. "ares".
+    pub id: String,
+    /// Built-in kind it derives from.
+    pub kind: ProviderKind,
+    /// Endpoints and quirks after overrides.
+    pub profile: Profile,
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret.
+    pub client_secret: Secret,
+    /// Registered redirect URIs; BeginAuth must use one of them.
+    pub redirect_uris: Vec<String>,
+    /// Whether SignInWithPassword may use the password grant.
+    pub allow_password_grant: bool,
+}
+
+/// Outbound HTTP limits.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// TCP + TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Largest provider response body read.
+    pub max_response_bytes: usize,
+}
+
+impl Settings {
+    /// Loads settings from an optional TOML file and the given environment.
+    pub fn load(
+        path: Option<&std::path::Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Settings, String> {
+        for name in env.keys() {
+            if name.starts_with("AUTHBROKER_") && !env::KNOWN.contains(&name.as_str()) {
+                return Err(format!("unknown environment variable {name}"));
+            }
+        }
+        let raw = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+                Self::parse_toml(&text)
+                    .map_err(|e| format!("config file {}: {e}", path.display()))?
+            }
+            None => RawConfig::default(),
+        };
+        Self::resolve(raw, env)
+    }
+
+    /// Parses TOML text alone (used by `check-config` and tests).
+    pub fn parse_toml(text: &str) -> Result<RawConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    fn resolve(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, String> {
+        let get = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+
+        let listen_text = get(env::LISTEN)
+            .or(raw.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            format!("listen: {listen_text:?} is not an address like 127.0.0.1:50051")
+        })?;
+
+        let database_url = get(env::DATABASE)
+            .or_else(|| get(env::DATABASE_URL))
+            .or(raw.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(
+                "database_url: must start with sqlite:, postgres:// or postgresql://".into(),
+            );
+        }
+
+        let migrate_on_start = match get(env::MIGRATE_ON_START) {
+            Some(v) => parse_bool(env::MIGRATE_ON_START, &v)?,
+            None => raw.migrate_on_start.unwrap_or(true),
+        };
+        let state_ttl_secs = match get(env::STATE_TTL_SECS) {
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("{}: not a number of seconds", env::STATE_TTL_SECS))?,
+            None => raw.state_ttl_secs.unwrap_or(600),
+        };
+        if !(10..=86_400).contains(&state_ttl_secs) {
+            return Err("state_ttl_secs: must be between 10 and 86400".into());
+        }
+        let log_format = match get(env::LOG_FORMAT).as_deref() {
+            Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(format!(
+                    "{}: {other:?} is not text or json",
+                    env::LOG_FORMAT
+                ));
+            }
+            None => raw.log_format.unwrap_or_default(),
+        };
+
+        let key_id = get(env::ENCRYPTION_KEY_ID)
+            .or(raw.encryption_key_id)
+            .unwrap_or_else(|| "k1".into());
+        let configured_key = match get(env::ENCRYPTION_KEY) {
+            Some(key) => Some(Secret::new(key)),
+            None => resolve_secret(
+                "encryption_key",
+                raw.encryption_key,
+                raw.encryption_key_env,
+                raw.encryption_key_file,
+                env,
+            )?,
+        };
+        let key = match configured_key {
+            Some(key) => KeySetting::Configured { id: key_id, key },
+            None => match embedded_sqlite_path(&database_url) {
+                Some(db) => KeySetting::File {
+                    id: key_id,
+                    path: db.with_extension("key"),
+                },
+                None => {
+                    return Err(
+                        "encryption_key: required for any database but the embedded SQLite file \
+                         (set encryption_key, encryption_key_env, encryption_key_file or AUTHBROKER_ENCRYPTION_KEY; \
+                         every replica must share it)"
+                            .into(),
+                    );
+                }
+            },
+        };
+
+        let mut callers = Vec::new();
+        for (i, caller) in raw.callers.into_iter().enumerate() {
+            let field = format!("callers[{i}]");
+            if !valid_name(&caller.name, 128) {
+                return Err(format!(
+                    "{field}.name: 1 to 128 characters of a-z A-Z 0-9 . _ -"
+                ));
+            }
+            if callers
+                .iter()
+                .any(|c: &CallerSetting| c.name == caller.name)
+            {
+                return Err(format!(
+                    "{field}.name: {:?} is configured twice",
+                    caller.name
+                ));
+            }
+            let token = resolve_secret(
+                &format!("{field}.token"),
+                caller.token,
+                caller.token_env,
+                caller.token_file,
+                env,
+            )?
+            .ok_or_else(|| {
+                format!("{field}.token: one of token, token_env or token_file is required")
+            })?;
+            if token.expose().len() < 16 {
+                return Err(format!("{field}.token: must be at least 16 characters"));
+            }
+            callers.push(CallerSetting {
+                name: caller.name,
+                token_sha256: Sha256::digest(token.expose().as_bytes()).into(),
+            });
+        }
+
+        let mut providers = BTreeMap::new();
+        for (id, provider) in raw.providers {
+            let setting =
+                resolve_provider(&id, provider, env).map_err(|e| format!("providers.{id}.{e}"))?;
+            providers.insert(id, setting);
+        }
+
+        let http = HttpSettings {
+            connect_timeout: Duration::from_millis(raw.http.connect_timeout_ms.unwrap_or(5_000)),
+            timeout: Duration::from_millis(raw.http.timeout_ms.unwrap_or(15_000)),
+            max_response_bytes: raw.http.max_response_bytes.unwrap_or(1 << 20),
+        };
+        if http.connect_timeout.is_zero()
+            || http.timeout.is_zero()
+            || http.max_response_bytes < 1024
+        {
+            return Err(
+                "http: timeouts must be positive and max_response_bytes at least 1024".into(),
+            );
+        }
+
+        Ok(Settings {
+            listen,
+            database_url,
+            migrate_on_start,
+            state_ttl: Duration::from_secs(state_ttl_secs),
+            log_format,
+            key,
+            callers,
+            providers,
+            http,
+        })
+    }
+}
+
+/// The file of a local SQLite URL (`sqlite://path` or `sqlite:path`), if it is one.
+pub fn embedded_sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+fn resolve_provider(
+    id: &str,
+    raw: RawProvider,
+    env: &BTreeMap<String, String>,
+) -> Result<ProviderSetting, String> {
+    if !valid_name(id, 64) {
+        return Err("<id>: a provider id is 1 to 64 characters of a-z A-Z 0-9 . _ -".into());
+    }
+    let kind = raw
+        .kind
+        .ok_or("kind: required (ares, aries, askara, arterra or oauth2)")?;
+    if raw.environment.is_some() && kind != ProviderKind::Arterra {
+        return Err("environment: only the arterra kind has sandbox and live environments".into());
+    }
+    let mut profile = match Profile::builtin(kind, raw.environment.unwrap_or(Environment::Sandbox))
+    {
+        Some(profile) => profile,
+        None => Profile::rfc6749(
+            raw.authorize_url
+                .clone()
+                .ok_or("authorize_url: required for kind oauth2")?,
+            raw.token_url
+                .clone()
+                .ok_or("token_url: required for kind oauth2")?,
+        ),
+    };
+    raw.apply_knobs(&mut profile);
+    if let Some(url) = raw.authorize_url {
+        profile.authorize_url = url;
+    }
+    if let Some(url) = raw.token_url {
+        profile.token_url = url;
+    }
+    if let Some(url) = raw.userinfo_url {
+        profile.userinfo_url = Some(url).filter(|u| !u.is_empty());
+    }
+    if let Some(url) = raw.usage_url {
+        profile.usage_url = Some(url).filter(|u| !u.is_empty());
+    }
+    for (field, url) in [
+        ("authorize_url", Some(&profile.authorize_url)),
+        ("token_url", Some(&profile.token_url)),
+    ]
+    .into_iter()
+    .chain([
+        ("userinfo_url", profile.userinfo_url.as_ref()),
+        ("usage_url", profile.usage_url.as_ref()),
+    ]) {
+        if let Some(url) = url {
+            check_http_url(url).map_err(|e| format!("{field}: {e}"))?;
+        }
+    }
+
+    let client_id = raw
+        .client_id
+        .filter(|c| !c.is_empty())
+        .ok_or("client_id: required")?;
+    let client_secret = resolve_secret(
+        "client_secret",
+        raw.client_secret,
+        raw.client_secret_env,
+        raw.client_secret_file,
+        env,
+    )?
+    .ok_or(
+        "client_secret: one of client_secret, client_secret_env or client_secret_file is required",
+    )?;
+    if raw.redirect_uris.is_empty() {
+        return Err("redirect_uris: at least one is required".into());
+    }
+    for uri in &raw.redirect_uris {
+        check_http_url(uri).map_err(|e| format!("redirect_uris: {uri:?}: {e}"))?;
+    }
+    let allow_password_grant = raw.allow_password_grant.unwrap_or(false);
+    if allow_password_grant && !profile.password_grant {
+        return Err("allow_password_grant: this provider has no password grant".into());
+    }
+    Ok(ProviderSetting {
+        id: id.to_owned(),
+        kind,
+        profile,
+        client_id,
+        client_secret,
+        redirect_uris: raw.redirect_uris,
+        allow_password_grant,
+    })
+}
+
+fn check_http_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("must be an absolute http(s) URL".into());
+    }
+    if url.fragment().is_some() {
+        return Err("must not have a fragment".into());
+    }
+    Ok(())
+}
+
+fn valid_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(format!("{name}: {value:?} is not true or false")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,116 @@
+//! The one place where domain errors become gRPC statuses. Callers get a
+//! clear code and message; the cause chain of internal errors goes to the log
+//! only.
+
+use tonic::{Code, Status};
+
+use crate::flow::ProviderFailure;
+
+/// Every failure an RPC can end in.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request field is missing, too long or malformed.
+    #[error("{field}: {reason}")]
+    InvalidArgument {
+        /// The proto field name.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No such connection for this caller (or another caller's).
+    #[error("{0}")]
+    NotFound(String),
+    /// The operation cannot run in the current state (used state, revoked
+    /// connection, provider rejection, feature not offered).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// Same idempotency key, different request.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// Missing or wrong caller token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The provider or the database is unreachable or failing; retry later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A concurrent or earlier attempt left an outcome this call cannot decide.
+    #[error("{0}")]
+    Aborted(String),
+    /// A bug or an unexpected failure; details are logged, not returned.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// Shorthand for handlers and the broker.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A field-level validation failure.
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// Maps a provider failure met while doing `what` (e.g. "code exchange").
+    pub fn provider(provider: &str, what: &str, failure: ProviderFailure) -> Self {
+        match failure {
+            ProviderFailure::Rejected { error, description } => {
+                Self::FailedPrecondition(match description {
+                    Some(d) => format!(
+                        "provider {provider} rejected the {what}: {} ({d})",
+                        error.as_str()
+                    ),
+                    None => format!(
+                        "provider {provider} rejected the {what}: {}",
+                        error.as_str()
+                    ),
+                })
+            }
+            ProviderFailure::Unavailable {
+                reason,
+                retry_after,
+            } => Self::Unavailable(match retry_after {
+                Some(secs) => format!(
+                    "provider {provider} unavailable during {what}: {reason}; retry after {secs}s"
+                ),
+                None => format!("provider {provider} unavailable during {what}: {reason}"),
+            }),
+            ProviderFailure::Malformed { reason } => Self::Unavailable(format!(
+                "provider {provider} gave an invalid answer to the {what}: {reason}"
+            )),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for Error {
+    fn from(e: sea_orm::DbErr) -> Self {
+        match e {
+            sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_) => {
+                tracing::error!(error = %e, "database unavailable");
+                Self::Unavailable("database unavailable".into())
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        let code = match &e {
+            Error::InvalidArgument { .. } => Code::InvalidArgument,
+            Error::NotFound(_) => Code::NotFound,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::Aborted(_) => Code::Aborted,
+            Error::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                Code::Internal
+            }
+        };
+        Status::new(code, e.to_string())
+    }
+}

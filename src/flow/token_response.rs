@@ -1,0 +1,295 @@
+//! Reading a token endpoint's answer (RFC 6749 §5.1, §5.2). Anything that is
+//! not a well-formed success becomes a [`ProviderFailure`] that says which
+//! kind of failure it was, without echoing tokens.
+
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// A successful token answer.
+pub struct TokenSet {
+    /// The new access token.
+    pub access_token: Secret,
+    /// A new refresh token, when the provider issued one (rotation).
+    pub refresh_token: Option<Secret>,
+    /// Usually "Bearer".
+    pub token_type: String,
+    /// Lifetime in seconds, when the provider said.
+    pub expires_in: Option<u64>,
+    /// Granted scopes, when the provider said.
+    pub scope: Option<String>,
+}
+
+/// RFC 6749 §5.2 error codes, with a catch-all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthError {
+    /// The grant (code, refresh token, password) is invalid, expired or revoked.
+    InvalidGrant,
+    /// Client authentication failed.
+    InvalidClient,
+    /// The request is malformed.
+    InvalidRequest,
+    /// The client may not use this grant.
+    UnauthorizedClient,
+    /// The grant type is not supported.
+    UnsupportedGrantType,
+    /// The scope is invalid.
+    InvalidScope,
+    /// Any other code.
+    Other(String),
+}
+
+impl OAuthError {
+    fn parse(code: &str) -> Self {
+        match code {
+            "invalid_grant" => Self::InvalidGrant,
+            "invalid_client" => Self::InvalidClient,
+            "invalid_request" => Self::InvalidRequest,
+            "unauthorized_client" => Self::UnauthorizedClient,
+            "unsupported_grant_type" => Self::UnsupportedGrantType,
+            "invalid_scope" => Self::InvalidScope,
+            other => Self::Other(other.chars().take(64).collect()),
+        }
+    }
+
+    /// The wire code.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InvalidGrant => "invalid_grant",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidRequest => "invalid_request",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::Other(code) => code,
+        }
+    }
+}
+
+/// Why a provider call did not yield what was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderFailure {
+    /// The provider refused with an OAuth error.
+    Rejected {
+        /// The error code.
+        error: OAuthError,
+        /// The provider's description, shortened.
+        description: Option<String>,
+    },
+    /// The provider could not be reached or failed (timeout, connect error, 5xx, 429).
+    Unavailable {
+        /// What happened, for the caller and the log.
+        reason: String,
+        /// Seconds the provider asked us to wait (429/503 Retry-After).
+        retry_after: Option<u64>,
+    },
+    /// The provider answered with something that is not a valid answer.
+    Malformed {
+        /// What was wrong, never containing the body's secrets.
+        reason: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct SuccessBody {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    token_type: Option<String>,
+    expires_in: Option<serde_json::Value>,
+    scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: Option<String>,
+    error_description: Option<String>,
+    message: Option<String>,
+}
+
+/// Interprets a token endpoint answer.
+pub fn parse_token_response(
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    retry_after: Option<u64>,
+) -> Result<TokenSet, ProviderFailure> {
+    if status == 429 || status >= 500 {
+        return Err(ProviderFailure::Unavailable {
+            reason: format!("token endpoint answered HTTP {status}"),
+            retry_after,
+        });
+    }
+    if !(200..300).contains(&status) {
+        return Err(parse_error(status, body));
+    }
+    if content_type.starts_with("text/html") {
+        return Err(ProviderFailure::Malformed {
+            reason: format!("token endpoint answered HTTP {status} with an HTML page"),
+        });
+    }
+    let parsed: SuccessBody =
+        serde_json::from_slice(body).map_err(|e| ProviderFailure::Malformed {
+            reason: format!(
+                "token endpoint answered HTTP {status} with invalid JSON ({})",
+                e.classify_str()
+            ),
+        })?;
+    let access_token = parsed
+        .access_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ProviderFailure::Malformed {
+            reason: format!("token endpoint answered HTTP {status} without access_token"),
+        })?;
+    let expires_in = match parsed.expires_in {
+        None | Some(serde_json::Value::Null) => None,
+        // Some providers send the number as a string.
+        Some(serde_json::Value::String(s)) => s.parse().ok(),
+        Some(v) => v.as_u64(),
+    };
+    Ok(TokenSet {
+        access_token: Secret::new(access_token),
+        refresh_token: parsed
+            .refresh_token
+            .filter(|t| !t.is_empty())
+            .map(Secret::new),
+        token_type: parsed
+            .token_type
+            .filter(|t| !t.is_empty() && t.len() <= 32)
+            .unwrap_or_else(|| "Bearer".into()),
+        expires_in,
+        scope: parsed.scope,
+    })
+}
+
+fn parse_error(status: u16, body: &[u8]) -> ProviderFailure {
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    match parsed {
+        Some(ErrorBody {
+            error: Some(code),
+            error_description,
+            ..
+        }) => ProviderFailure::Rejected {
+            error: OAuthError::parse(&code),
+            description: error_description.map(|d| shorten(&d)),
+        },
+        // Not RFC 6749 §5.2: keep the status and any message, no raw body.
+        Some(ErrorBody { message, .. }) => ProviderFailure::Rejected {
+            error: if status == 401 {
+                OAuthError::InvalidClient
+            } else {
+                OAuthError::Other(format!("http_{status}"))
+            },
+            description: message.map(|m| shorten(&m)),
+        },
+        None => ProviderFailure::Malformed {
+            reason: format!("token endpoint answered HTTP {status} without a JSON error"),
+        },
+    }
+}
+
+/// Provider text shown to callers is capped so a hostile answer cannot flood logs.
+pub fn shorten(s: &str) -> String {
+    s.chars().take(256).collect()
+}
+
+/// A serde_json error category that cannot contain body content.
+trait Classify {
+    fn classify_str(&self) -> &'static str;
+}
+
+impl Classify for serde_json::Error {
+    fn classify_str(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "io",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "unexpected shape",
+            serde_json::error::Category::Eof => "truncated",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_with_and_without_refresh_and_expiry() {
+        let t = parse_token_response(
+            200,
+            "application/json",
+            br#"{"access_token":"a","token_type":"Bearer","expires_in":3599,"refresh_token":"r"}"#,
+            None,
+        )
+        .unwrap_or_else(|_| panic!("valid"));
+        assert_eq!(t.access_token.expose(), "a");
+        assert_eq!(t.refresh_token.as_ref().map(Secret::expose), Some("r"));
+        assert_eq!(t.expires_in, Some(3599));
+        let t = parse_token_response(
+            200,
+            "application/json",
+            br#"{"access_token":"a","expires_in":"60"}"#,
+            None,
+        )
+        .unwrap_or_else(|_| panic!("valid"));
+        assert!(t.refresh_token.is_none());
+        assert_eq!(t.expires_in, Some(60));
+        assert_eq!(t.token_type, "Bearer");
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        let invalid = parse_token_response(
+            400,
+            "application/json",
+            br#"{"error":"invalid_grant","error_description":"expired"}"#,
+            None,
+        );
+        assert!(matches!(
+            invalid,
+            Err(ProviderFailure::Rejected {
+                error: OAuthError::InvalidGrant,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_token_response(503, "text/plain", b"down", Some(3)),
+            Err(ProviderFailure::Unavailable {
+                retry_after: Some(3),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_token_response(429, "", b"", None),
+            Err(ProviderFailure::Unavailable { .. })
+        ));
+        assert!(matches!(
+            parse_token_response(200, "text/html", b"<html>", None),
+            Err(ProviderFailure::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_token_response(200, "application/json", br#"{"access_token": "#, None),
+            Err(ProviderFailure::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_token_response(200, "application/json", br#"{"token_type":"Bearer"}"#, None),
+            Err(ProviderFailure::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_token_response(400, "text/html", b"<html>", None),
+            Err(ProviderFailure::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_reason_never_echoes_the_body() {
+        let Err(ProviderFailure::Malformed { reason }) = parse_token_response(
+            200,
+            "application/json",
+            br#"{"access_token": "SECRETTOKEN""#,
+            None,
+        ) else {
+            panic!("expected malformed")
+        };
+        assert!(!reason.contains("SECRETTOKEN"));
+    }
+}

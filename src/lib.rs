@@ -1,0 +1,32 @@
+//! authbroker: connects the end users of calling services to external OAuth2
+//! providers and acts on their behalf, so that no other service handles a
+//! client secret, an authorization code or a refresh token.
+//!
+//! A request flows: [`api`] (gRPC handlers) -> [`broker`] (orchestration) ->
+//! [`flow`] (sans-IO protocol logic) with [`providers`] (the quirks) ->
+//! [`http`] (outbound calls) and [`store`] (the database).
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod broker;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod flow;
+pub mod http;
+pub mod providers;
+pub mod secret;
+pub mod store;
+pub mod telemetry;
+
+/// Generated gRPC types and services of `authbroker.v1`.
+pub mod pb {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("authbroker.v1");
+
+    /// Encoded file descriptor set, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("authbroker_descriptor");
+}

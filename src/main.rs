@@ -1,0 +1,109 @@
+//! The `authbroker` command: parse the CLI, load config, init logging, run.
+
+use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
+
+use authbroker::{app, config, config::Settings, telemetry};
+use clap::{Parser, Subcommand};
+
+/// Brokers OAuth2 connections to external providers for the services of a cluster.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML config file (also AUTHBROKER_CONFIG). Without one, built-in defaults
+    /// and AUTHBROKER_* variables apply.
+    #[arg(long, short, global = true, env = config::env::CONFIG)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gRPC server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Validate the configuration and exit; prints nothing secret.
+    CheckConfig,
+    /// Print a new random encryption key (base64 of 32 bytes).
+    GenerateKey,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::GenerateKey) = cli.command {
+        println!("{}", authbroker::crypto::SealingKey::generate_base64());
+        return ExitCode::SUCCESS;
+    }
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let settings = match Settings::load(cli.config.as_deref(), &env) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("authbroker: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(
+        settings.log_format,
+        env.get(config::env::LOG).map(String::as_str),
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("authbroker: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Some(Command::CheckConfig) => {
+                println!(
+                    "configuration OK: {} provider(s), {} caller(s), listen {}",
+                    settings.providers.len(),
+                    settings.callers.len(),
+                    settings.listen
+                );
+                Ok(())
+            }
+            Some(Command::Migrate) => app::migrate(&settings).await.map(|_| {
+                tracing::info!("migrations applied");
+            }),
+            Some(Command::Serve) | None => app::serve(settings, shutdown_signal()).await,
+            Some(Command::GenerateKey) => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "authbroker failed");
+            eprintln!("authbroker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown signal received: draining in-flight calls");
+}

@@ -1,0 +1,132 @@
+//! Provider profiles: each provider's endpoints and wire quirks as data. The
+//! built-in kinds carry what their documents say; every knob can be
+//! overridden in config, and the generic `oauth2` kind is nothing but knobs.
+
+mod ares;
+mod aries;
+mod arterra;
+mod askara;
+
+use serde::Deserialize;
+
+/// Which built-in profile a configured provider starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// ARES (documents 000 and 001).
+    Ares,
+    /// Aries (document 002).
+    Aries,
+    /// Askara (document 003).
+    Askara,
+    /// ARterra Labs (document 004).
+    Arterra,
+    /// Any RFC 6749 provider, described entirely by config.
+    Oauth2,
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// `Authorization: Basic base64(client_id:client_secret)` (RFC 6749 §2.3.1).
+    Basic,
+    /// `client_id` and `client_secret` in the request body.
+    Body,
+}
+
+/// How token request bodies are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyEncoding {
+    /// `application/x-www-form-urlencoded` (RFC 6749 §4.1.3).
+    Form,
+    /// `application/json`.
+    Json,
+}
+
+/// ARterra's two deployments (document 004: sandbox is staging.arterra.co).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Staging: `https://staging.arterra.co`.
+    #[default]
+    Sandbox,
+    /// Production: `https://app.arterra.co`.
+    Live,
+}
+
+/// Everything authbroker needs to know about a provider's protocol.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// Where the end user is sent to log in and consent.
+    pub authorize_url: String,
+    /// Where codes, refresh tokens and passwords are exchanged for tokens.
+    pub token_url: String,
+    /// The user profile endpoint, if the provider has one.
+    pub userinfo_url: Option<String>,
+    /// The pay-per-use endpoint, if the provider has one.
+    pub usage_url: Option<String>,
+    /// Client authentication at the token endpoint.
+    pub client_auth: ClientAuth,
+    /// Token request body encoding.
+    pub body_encoding: BodyEncoding,
+    /// Joins scopes in the authorization URL.
+    pub scope_separator: String,
+    /// Scopes requested when the caller names none.
+    pub default_scopes: Vec<String>,
+    /// Whether the code exchange carries `redirect_uri`.
+    pub code_redirect_uri: bool,
+    /// Whether the refresh request carries `redirect_uri`.
+    pub refresh_redirect_uri: bool,
+    /// Lifetime assumed when a token answer has no `expires_in`.
+    pub default_token_lifetime_secs: u64,
+    /// Fixed extra query parameters for the authorization URL.
+    pub extra_authorize_params: Vec<(String, String)>,
+    /// `response_type` of a sign-up link, if the provider has them.
+    pub sign_up_response_type: Option<String>,
+    /// Callback parameter that names a new account awaiting email verification.
+    pub pending_verification_param: Option<String>,
+    /// Whether the provider offers the resource owner password grant.
+    pub password_grant: bool,
+    /// JSON field of the user endpoint's answer holding the account id.
+    pub user_id_field: String,
+    /// Whether to use PKCE (RFC 7636, S256).
+    pub pkce: bool,
+}
+
+impl Profile {
+    /// The built-in profile of `kind`; `None` for `oauth2`, which has no defaults.
+    pub fn builtin(kind: ProviderKind, environment: Environment) -> Option<Profile> {
+        match kind {
+            ProviderKind::Ares => Some(ares::profile()),
+            ProviderKind::Aries => Some(aries::profile()),
+            ProviderKind::Askara => Some(askara::profile()),
+            ProviderKind::Arterra => Some(arterra::profile(environment)),
+            ProviderKind::Oauth2 => None,
+        }
+    }
+
+    /// The RFC 6749 baseline the generic kind starts from before its config knobs apply.
+    pub fn rfc6749(authorize_url: String, token_url: String) -> Profile {
+        Profile {
+            authorize_url,
+            token_url,
+            userinfo_url: None,
+            usage_url: None,
+            client_auth: ClientAuth::Basic,
+            body_encoding: BodyEncoding::Form,
+            scope_separator: " ".into(),
+            default_scopes: Vec::new(),
+            code_redirect_uri: true,
+            refresh_redirect_uri: false,
+            default_token_lifetime_secs: 3600,
+            extra_authorize_params: Vec::new(),
+            sign_up_response_type: None,
+            pending_verification_param: None,
+            password_grant: false,
+            user_id_field: "sub".into(),
+            pkce: false,
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The database: sea-orm entities and the repository functions that are the
+//! only code touching it. Instants are Unix seconds; secrets arrive sealed.
+
+pub mod connections;
+pub mod entity;
+pub mod states;
+pub mod usage;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+
+use crate::config::embedded_sqlite_path;
+
+/// Opens the database, creating the embedded SQLite file (and its folder) when
+/// needed.
+pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let mut url = url.to_owned();
+    if let Some(path) = embedded_sqlite_path(&url) {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!("cannot create database folder {}: {e}", dir.display())
+            })?;
+        }
+        if !url.contains("mode=") {
+            url.push_str(if url.contains('?') {
+                "&mode=rwc"
+            } else {
+                "?mode=rwc"
+            });
+        }
+    }
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(if embedded_sqlite_path(options.get_url()).is_some() {
+            8
+        } else {
+            16
+        })
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .sqlx_logging(false);
+    let db = Database::connect(options).await?;
+    if db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        // WAL lets readers proceed during a write; busy_timeout makes concurrent
+        // writers wait instead of failing with SQLITE_BUSY.
+        use sea_orm::ConnectionTrait;
+        db.execute_unprepared(
+            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA synchronous=NORMAL;",
+        )
+        .await?;
+    }
+    Ok(db)
+}
+
+/// Current time as Unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}

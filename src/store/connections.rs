@@ -1,0 +1,158 @@
+//! Connections: look-ups scoped to their caller, and token writes that
+//! compare-and-swap on `version` so a stale writer can never overwrite a
+//! newer (possibly rotated) refresh token.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
+};
+
+use super::entity::connection::{self, Column, Entity};
+
+pub use connection::Model as ConnectionRow;
+
+/// Connection states as stored.
+pub mod status {
+    /// Tokens stored and served.
+    pub const ACTIVE: &str = "ACTIVE";
+    /// The provider refused the refresh token.
+    pub const NEEDS_REAUTH: &str = "NEEDS_REAUTH";
+    /// Tokens deleted on request.
+    pub const REVOKED: &str = "REVOKED";
+}
+
+/// Sealed token columns written together.
+pub struct TokenWrite {
+    /// Sealed access token.
+    pub access_token: String,
+    /// Sealed refresh token (`None` clears it).
+    pub refresh_token: Option<String>,
+    /// Token type.
+    pub token_type: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Key id used to seal.
+    pub key_id: String,
+}
+
+/// The caller's connection with this id.
+pub async fn find(
+    db: &DatabaseConnection,
+    caller: &str,
+    id: &str,
+) -> Result<Option<ConnectionRow>, sea_orm::DbErr> {
+    Entity::find_by_id(id)
+        .filter(Column::Caller.eq(caller))
+        .one(db)
+        .await
+}
+
+/// The connection for one provider account of one subject, if any.
+pub async fn find_account(
+    db: &DatabaseConnection,
+    caller: &str,
+    provider: &str,
+    subject: &str,
+    provider_user_id: &str,
+) -> Result<Option<ConnectionRow>, sea_orm::DbErr> {
+    Entity::find()
+        .filter(Column::Caller.eq(caller))
+        .filter(Column::Provider.eq(provider))
+        .filter(Column::Subject.eq(subject))
+        .filter(Column::ProviderUserId.eq(provider_user_id))
+        .one(db)
+        .await
+}
+
+/// The caller's connections, newest first, optionally filtered.
+pub async fn list(
+    db: &DatabaseConnection,
+    caller: &str,
+    subject: Option<&str>,
+    provider: Option<&str>,
+) -> Result<Vec<ConnectionRow>, sea_orm::DbErr> {
+    let mut query = Entity::find().filter(Column::Caller.eq(caller));
+    if let Some(subject) = subject {
+        query = query.filter(Column::Subject.eq(subject));
+    }
+    if let Some(provider) = provider {
+        query = query.filter(Column::Provider.eq(provider));
+    }
+    query
+        .order_by_desc(Column::CreatedAt)
+        .order_by_desc(Column::Id)
+        .limit(1000)
+        .all(db)
+        .await
+}
+
+/// Inserts a new connection.
+pub async fn insert(
+    db: &DatabaseConnection,
+    row: ConnectionRow,
+) -> Result<ConnectionRow, sea_orm::DbErr> {
+    row.into_active_model().insert(db).await
+}
+
+/// Writes new tokens if the row still has `expected_version`; returns whether
+/// it did. Also re-activates the connection and may update scopes.
+pub async fn write_tokens(
+    db: &DatabaseConnection,
+    id: &str,
+    expected_version: i64,
+    tokens: TokenWrite,
+    scopes: Option<&str>,
+    now: i64,
+) -> Result<bool, sea_orm::DbErr> {
+    let mut update = Entity::update_many()
+        .col_expr(Column::AccessToken, Expr::value(tokens.access_token))
+        .col_expr(Column::RefreshToken, Expr::value(tokens.refresh_token))
+        .col_expr(Column::TokenType, Expr::value(tokens.token_type))
+        .col_expr(Column::AccessTokenExpiresAt, Expr::value(tokens.expires_at))
+        .col_expr(Column::KeyId, Expr::value(tokens.key_id))
+        .col_expr(Column::Status, Expr::value(status::ACTIVE))
+        .col_expr(Column::StatusReason, Expr::value(Option::<String>::None))
+        .col_expr(Column::Version, Expr::value(expected_version + 1))
+        .col_expr(Column::UpdatedAt, Expr::value(now));
+    if let Some(scopes) = scopes {
+        update = update.col_expr(Column::Scopes, Expr::value(scopes));
+    }
+    let result = update
+        .filter(Column::Id.eq(id))
+        .filter(Column::Version.eq(expected_version))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Sets a status (clearing tokens for REVOKED) if the row still has
+/// `expected_version`; returns whether it did.
+pub async fn set_status(
+    db: &DatabaseConnection,
+    id: &str,
+    expected_version: i64,
+    new_status: &str,
+    reason: &str,
+    now: i64,
+) -> Result<bool, sea_orm::DbErr> {
+    let mut update = Entity::update_many()
+        .col_expr(Column::Status, Expr::value(new_status))
+        .col_expr(Column::StatusReason, Expr::value(reason))
+        .col_expr(Column::Version, Expr::value(expected_version + 1))
+        .col_expr(Column::UpdatedAt, Expr::value(now));
+    if new_status == status::REVOKED {
+        update = update
+            .col_expr(Column::AccessToken, Expr::value(Option::<String>::None))
+            .col_expr(Column::RefreshToken, Expr::value(Option::<String>::None))
+            .col_expr(
+                Column::AccessTokenExpiresAt,
+                Expr::value(Option::<i64>::None),
+            );
+    }
+    let result = update
+        .filter(Column::Id.eq(id))
+        .filter(Column::Version.eq(expected_version))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}

@@ -1,0 +1,50 @@
+//! `connections`: a caller's end user linked to a provider account.
+
+use sea_orm::entity::prelude::*;
+
+/// One connection. Token columns hold sealed values only.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "connections")]
+pub struct Model {
+    /// UUID.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    /// Owning caller.
+    pub caller: String,
+    /// Provider id.
+    pub provider: String,
+    /// The caller's end user.
+    pub subject: String,
+    /// Account id at the provider, or empty.
+    pub provider_user_id: String,
+    /// Granted scopes, space-separated.
+    pub scopes: String,
+    /// ACTIVE, NEEDS_REAUTH or REVOKED.
+    pub status: String,
+    /// Why the status last changed, for operators.
+    pub status_reason: Option<String>,
+    /// Redirect URI of the flow that created it (some refreshes need it).
+    pub redirect_uri: String,
+    /// Usually "Bearer".
+    pub token_type: String,
+    /// Sealed access token.
+    pub access_token: Option<String>,
+    /// Sealed refresh token.
+    pub refresh_token: Option<String>,
+    /// Unix seconds.
+    pub access_token_expires_at: Option<i64>,
+    /// Id of the key the tokens are sealed under.
+    pub key_id: String,
+    /// Bumped on every token write; writes compare-and-swap on it.
+    pub version: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// No relations.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
