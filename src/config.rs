@@ -218,8 +218,8 @@ impl Settings {
                 .map_err(|_| format!("{}: not a number of seconds", env::STATE_TTL_SECS))?,
             None => raw.state_ttl_secs.unwrap_or(600),
         };
-        if !(10..=86_400).contains(&state_ttl_secs) {
-            return Err("state_ttl_secs: must be between 10 and 86400".into());
+        if !(1..=86_400).contains(&state_ttl_secs) {
+            return Err("state_ttl_secs: must be between 1 and 86400".into());
         }
         let log_format = match get(env::LOG_FORMAT).as_deref() {
             Some("text") => LogFormat::Text,

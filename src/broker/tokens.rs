@@ -65,16 +65,16 @@ impl Broker {
         force: bool,
     ) -> Result<AccessToken> {
         let current = self.usable_connection(caller, &seen.id).await?;
-        // Another caller refreshed while this one waited: its token serves this
-        // call too, even a forced one.
-        let refreshed_meanwhile = current.version != seen.version;
-        let decision = flow::freshness(
-            store::now(),
-            current.access_token_expires_at,
-            min_valid_secs,
-            force && !refreshed_meanwhile,
-        );
-        if decision == Freshness::Fresh {
+        let now = store::now();
+        // Another caller refreshed while this one waited: that token is as
+        // fresh as the provider gives, so it serves this call too (even a
+        // forced one, or one asking for more than the provider's lifetime).
+        let refreshed_meanwhile = current.version != seen.version
+            && current.access_token_expires_at.is_some_and(|exp| exp > now);
+        if refreshed_meanwhile
+            || flow::freshness(now, current.access_token_expires_at, min_valid_secs, force)
+                == Freshness::Fresh
+        {
             return self.open_access(&current);
         }
         let provider = self.provider_of_row(&current.provider)?;

@@ -4,7 +4,10 @@ use super::*;
 
 fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, String> {
     let raw = Settings::parse_toml(toml)?;
-    let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     for name in env.keys() {
         if name.starts_with("AUTHBROKER_") && !env::KNOWN.contains(&name.as_str()) {
             return Err(format!("unknown environment variable {name}"));
@@ -26,16 +29,22 @@ fn defaults_are_the_embedded_laptop_setup() {
     let s = load("", &[]).expect("valid");
     assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
     assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
-    assert!(matches!(&s.key, KeySetting::File { path, .. } if path.ends_with("data/authbroker.key")));
+    assert!(
+        matches!(&s.key, KeySetting::File { path, .. } if path.ends_with("data/authbroker.key"))
+    );
     assert!(s.migrate_on_start);
     assert_eq!(s.state_ttl.as_secs(), 600);
 }
 
 #[test]
 fn unknown_keys_are_named() {
-    let e = load("listen = \"127.0.0.1:1\"\nlisten_addr = 1", &[]).err().expect("error");
+    let e = load("listen = \"127.0.0.1:1\"\nlisten_addr = 1", &[])
+        .err()
+        .expect("error");
     assert!(e.contains("listen_addr"), "{e}");
-    let e = load(&format!("{ARES}client_secrte = \"x\""), &[]).err().expect("error");
+    let e = load(&format!("{ARES}client_secrte = \"x\""), &[])
+        .err()
+        .expect("error");
     assert!(e.contains("client_secrte"), "{e}");
     let e = load("", &[("AUTHBROKER_LISTN", "x")]).err().expect("error");
     assert!(e.contains("AUTHBROKER_LISTN"), "{e}");
@@ -45,20 +54,39 @@ fn unknown_keys_are_named() {
 fn environment_overrides_the_file() {
     let s = load(
         "listen = \"127.0.0.1:1\"\ndatabase_url = \"sqlite://a.db\"",
-        &[("AUTHBROKER_LISTEN", "0.0.0.0:9"), ("DATABASE_URL", "sqlite://b.db"), ("AUTHBROKER_ENCRYPTION_KEY", "k")],
+        &[
+            ("AUTHBROKER_LISTEN", "0.0.0.0:9"),
+            ("DATABASE_URL", "sqlite://b.db"),
+            ("AUTHBROKER_ENCRYPTION_KEY", "k"),
+        ],
     )
     .expect("valid");
     assert_eq!(s.listen.to_string(), "0.0.0.0:9");
     assert_eq!(s.database_url, "sqlite://b.db");
-    let s = load("", &[("DATABASE_URL", "sqlite://b.db"), ("AUTHBROKER_DATABASE_URL", "sqlite://c.db")]).expect("valid");
+    let s = load(
+        "",
+        &[
+            ("DATABASE_URL", "sqlite://b.db"),
+            ("AUTHBROKER_DATABASE_URL", "sqlite://c.db"),
+        ],
+    )
+    .expect("valid");
     assert_eq!(s.database_url, "sqlite://c.db");
 }
 
 #[test]
 fn postgres_requires_a_configured_key() {
-    let e = load("database_url = \"postgres://db/authbroker\"", &[]).err().expect("error");
+    let e = load("database_url = \"postgres://db/authbroker\"", &[])
+        .err()
+        .expect("error");
     assert!(e.starts_with("encryption_key: required"), "{e}");
-    assert!(load("database_url = \"postgres://db/authbroker\"", &[("AUTHBROKER_ENCRYPTION_KEY", "k")]).is_ok());
+    assert!(
+        load(
+            "database_url = \"postgres://db/authbroker\"",
+            &[("AUTHBROKER_ENCRYPTION_KEY", "k")]
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -86,25 +114,54 @@ allow_password_grant = true
     let s = load(&toml, &[("ASKARA_SECRET", "from-env-secret")]).expect("valid");
     assert_eq!(s.providers["a"].client_secret.expose(), "from-env-secret");
     assert_eq!(s.providers["b"].client_secret.expose(), "from-file-secret");
-    assert_eq!(s.providers["b"].profile.token_url, "https://app.arterra.co/api/auth/oauth2-token");
+    assert_eq!(
+        s.providers["b"].profile.token_url,
+        "https://app.arterra.co/api/auth/oauth2-token"
+    );
     let debug = format!("{s:?}");
-    assert!(!debug.contains("from-env-secret") && !debug.contains("from-file-secret"), "{debug}");
+    assert!(
+        !debug.contains("from-env-secret") && !debug.contains("from-file-secret"),
+        "{debug}"
+    );
 }
 
 #[test]
 fn provider_mistakes_are_named() {
     let cases = [
         ("kind = \"nope\"", "kind"),
-        ("kind = \"ares\"\nclient_id = \"c\"\nclient_secret = \"s\"\nredirect_uris = []", "redirect_uris"),
-        ("kind = \"ares\"\nclient_id = \"c\"\nredirect_uris = [\"https://a/cb\"]", "client_secret"),
-        ("kind = \"ares\"\nclient_id = \"c\"\nclient_secret = \"s\"\nclient_secret_env = \"X\"\nredirect_uris = [\"https://a/cb\"]", "client_secret"),
-        ("kind = \"ares\"\nclient_id = \"c\"\nclient_secret = \"s\"\nredirect_uris = [\"https://a/cb\"]\nallow_password_grant = true", "allow_password_grant"),
-        ("kind = \"ares\"\nenvironment = \"live\"\nclient_id = \"c\"\nclient_secret = \"s\"\nredirect_uris = [\"https://a/cb\"]", "environment"),
-        ("kind = \"oauth2\"\nclient_id = \"c\"\nclient_secret = \"s\"\nredirect_uris = [\"https://a/cb\"]", "authorize_url"),
-        ("kind = \"ares\"\nclient_id = \"c\"\nclient_secret = \"s\"\nredirect_uris = [\"not a url\"]", "redirect_uris"),
+        (
+            "kind = \"ares\"\nclient_id = \"c\"\nclient_secret = \"s\"\nredirect_uris = []",
+            "redirect_uris",
+        ),
+        (
+            "kind = \"ares\"\nclient_id = \"c\"\nredirect_uris = [\"https://a/cb\"]",
+            "client_secret",
+        ),
+        (
+            "kind = \"ares\"\nclient_id = \"c\"\nclient_secret = \"s\"\nclient_secret_env = \"X\"\nredirect_uris = [\"https://a/cb\"]",
+            "client_secret",
+        ),
+        (
+            "kind = \"ares\"\nclient_id = \"c\"\nclient_secret = \"s\"\nredirect_uris = [\"https://a/cb\"]\nallow_password_grant = true",
+            "allow_password_grant",
+        ),
+        (
+            "kind = \"ares\"\nenvironment = \"live\"\nclient_id = \"c\"\nclient_secret = \"s\"\nredirect_uris = [\"https://a/cb\"]",
+            "environment",
+        ),
+        (
+            "kind = \"oauth2\"\nclient_id = \"c\"\nclient_secret = \"s\"\nredirect_uris = [\"https://a/cb\"]",
+            "authorize_url",
+        ),
+        (
+            "kind = \"ares\"\nclient_id = \"c\"\nclient_secret = \"s\"\nredirect_uris = [\"not a url\"]",
+            "redirect_uris",
+        ),
     ];
     for (body, field) in cases {
-        let e = load(&format!("[providers.p]\n{body}"), &[]).err().expect("error");
+        let e = load(&format!("[providers.p]\n{body}"), &[])
+            .err()
+            .expect("error");
         assert!(e.contains(field), "{field}: {e}");
     }
 }
@@ -138,13 +195,26 @@ pkce = true
     assert_eq!(p.scope_separator, ",");
     assert!(p.refresh_redirect_uri && p.pkce);
     assert_eq!(p.default_token_lifetime_secs, 120);
-    assert_eq!(p.extra_authorize_params, vec![("prompt".to_string(), "consent".to_string())]);
+    assert_eq!(
+        p.extra_authorize_params,
+        vec![("prompt".to_string(), "consent".to_string())]
+    );
 }
 
 #[test]
 fn callers_need_names_and_long_tokens() {
     assert!(load("[[callers]]\nname = \"a\"\ntoken = \"short\"", &[]).is_err());
-    assert!(load("[[callers]]\nname = \"a b\"\ntoken = \"0123456789abcdef\"", &[]).is_err());
-    let s = load("[[callers]]\nname = \"a\"\ntoken = \"0123456789abcdef\"", &[]).expect("valid");
+    assert!(
+        load(
+            "[[callers]]\nname = \"a b\"\ntoken = \"0123456789abcdef\"",
+            &[]
+        )
+        .is_err()
+    );
+    let s = load(
+        "[[callers]]\nname = \"a\"\ntoken = \"0123456789abcdef\"",
+        &[],
+    )
+    .expect("valid");
     assert!(!format!("{s:?}").contains("0123456789abcdef"));
 }

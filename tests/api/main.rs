@@ -1,2 +1,11 @@
+mod bad_input;
 mod fake;
 mod fake_strictness;
+mod faults;
+mod flows;
+mod helpers;
+mod isolation;
+mod persistence;
+mod states;
+mod tokens;
+mod usage;

@@ -1,0 +1,135 @@
+//! Provider faults become clean gRPC errors and the service stays up.
+
+use authbroker::pb;
+use tonic::Code;
+
+use crate::{fake::Fault, helpers::*};
+
+fn faults() -> Vec<(Fault, &'static str)> {
+    vec![
+        (Fault::Html, "HTML"),
+        (Fault::MalformedJson, "invalid JSON"),
+        (Fault::ServerError, "HTTP 503"),
+        (Fault::MissingAccessToken, "without access_token"),
+        (
+            Fault::TooManyRequests {
+                retry_after_secs: 7,
+            },
+            "retry after 7s",
+        ),
+        (Fault::Hang, "in time"),
+    ]
+}
+
+#[tokio::test]
+async fn code_exchange_faults_are_unavailable() {
+    let app = TestApp::spawn_with(Options {
+        http_timeout_ms: 800,
+        ..Options::default()
+    })
+    .await;
+    let mut client = app.billing().await;
+    for (fault, needle) in faults() {
+        app.fakes.askara.set_fault(fault.clone());
+        let begun = begin(&mut client, "askara", "u").await;
+        let params = app
+            .fakes
+            .askara
+            .approve(&begun.authorization_url, USER)
+            .await;
+        let result = client.complete_auth(callback(params)).await;
+        assert_status(result, Code::Unavailable, needle);
+    }
+    app.fakes.askara.set_fault(Fault::None);
+    connect(&app, &mut client, "askara", "u").await;
+}
+
+#[tokio::test]
+async fn refresh_faults_are_unavailable_and_keep_the_connection() {
+    let app = TestApp::spawn_with(Options {
+        http_timeout_ms: 800,
+        ..Options::default()
+    })
+    .await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "ares", "u").await;
+    for (fault, needle) in faults() {
+        app.fakes.ares.set_fault(fault.clone());
+        assert_status(
+            token(&mut client, &conn.id, 86_400).await,
+            Code::Unavailable,
+            needle,
+        );
+    }
+    app.fakes.ares.set_fault(Fault::None);
+    let status = client
+        .get_connection(pb::GetConnectionRequest {
+            connection_id: conn.id.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .connection
+        .expect("connection")
+        .status();
+    assert_eq!(
+        status,
+        pb::ConnectionStatus::Active,
+        "a failing provider is not a revoked grant"
+    );
+    token(&mut client, &conn.id, 86_400)
+        .await
+        .expect("refresh once the provider is back");
+}
+
+#[tokio::test]
+async fn user_endpoint_faults_are_unavailable() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "ares", "u").await;
+    for (fault, code) in [
+        (Fault::Html, Code::Unavailable),
+        (Fault::ServerError, Code::Unavailable),
+        (Fault::MalformedJson, Code::Unavailable),
+    ] {
+        app.fakes.ares.set_userinfo_fault(fault);
+        let result = client
+            .get_user_info(pb::GetUserInfoRequest {
+                connection_id: conn.id.clone(),
+            })
+            .await;
+        assert_eq!(result.expect_err("fault").code(), code);
+    }
+    app.fakes.ares.set_userinfo_fault(Fault::None);
+    client
+        .get_user_info(pb::GetUserInfoRequest {
+            connection_id: conn.id.clone(),
+        })
+        .await
+        .expect("user info once the provider is back");
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_unavailable() {
+    let app = TestApp::spawn_with(Options {
+        extra_providers: Some(std::sync::Arc::new(|_: &Fakes| {
+            format!(
+                "[providers.gone]\nkind = \"aries\"\nclient_id = \"c\"\nclient_secret = \"s\"\nredirect_uris = [\"{CALLBACK}\"]\n\
+                 authorize_url = \"http://127.0.0.1:9/authorize\"\ntoken_url = \"http://127.0.0.1:9/token\"\n"
+            )
+        })),
+        ..Options::default()
+    })
+    .await;
+    let mut client = app.billing().await;
+    let begun = begin(&mut client, "gone", "u").await;
+    let state = begun.state.clone();
+    let result = client
+        .complete_auth(pb::CompleteAuthRequest {
+            state,
+            code: "some-code".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_status(result, Code::Unavailable, "could not be reached");
+}

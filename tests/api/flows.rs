@@ -1,0 +1,406 @@
+//! Each provider's full story: begin -> callback -> token -> expiry -> refresh.
+
+use authbroker::pb::{self, ConnectionStatus, complete_auth_response::Outcome};
+use tonic::Code;
+
+use crate::helpers::*;
+
+/// Begin, approve, complete; then the token is served from storage while it
+/// lives long enough and refreshed with the provider's exact format when not.
+async fn full_flow(provider: &str, rotates: bool) {
+    let app = TestApp::spawn().await;
+    let fake = app.fakes.get(provider);
+    fake.set_token_lifetime(Some(600));
+    let mut client = app.billing().await;
+
+    let begun = begin(&mut client, provider, "end-user-1").await;
+    assert!(
+        begun.authorization_url.starts_with(&fake.authorize_url()),
+        "{}",
+        begun.authorization_url
+    );
+    assert!(begun.state.len() >= 43, "state carries 256 bits");
+    let params = fake.approve(&begun.authorization_url, USER).await;
+    let conn = complete(&mut client, params).await;
+    assert_eq!(conn.provider, provider);
+    assert_eq!(conn.subject, "end-user-1");
+    assert_eq!(conn.status(), ConnectionStatus::Active);
+    if fake.userinfo_url().is_some() {
+        assert!(
+            !conn.provider_user_id.is_empty(),
+            "provider user id learned from the user endpoint"
+        );
+    }
+    assert_eq!(fake.token_requests("authorization_code"), 1);
+
+    // Stored token, valid for 600 s: served without a provider call.
+    let first = token(&mut client, &conn.id, 60).await.expect("token");
+    assert_eq!(Some(first.access_token.clone()), fake.last_access_token());
+    assert_eq!(first.token_type, "Bearer");
+    assert_eq!(fake.token_requests("refresh_token"), 0);
+
+    // The caller needs it for longer than it lives: refresh.
+    let refreshed = token(&mut client, &conn.id, 900)
+        .await
+        .expect("refreshed token");
+    assert_ne!(refreshed.access_token, first.access_token);
+    assert_eq!(
+        Some(refreshed.access_token.clone()),
+        fake.last_access_token()
+    );
+    assert_eq!(fake.refreshes_accepted(), 1);
+
+    // Expiry: tokens now die at once, so the next call must refresh again,
+    // with the rotated refresh token where the provider rotates.
+    fake.set_token_lifetime(Some(1));
+    let short = token(&mut client, &conn.id, 900)
+        .await
+        .expect("second refresh");
+    assert_eq!(fake.refreshes_accepted(), 2);
+    let after_expiry = token(&mut client, &conn.id, 30)
+        .await
+        .expect("refresh after expiry");
+    assert_ne!(after_expiry.access_token, short.access_token);
+    assert_eq!(fake.refreshes_accepted(), 3);
+    assert!(fake.rejections().is_empty(), "{:?}", fake.rejections());
+
+    let refresh_bodies: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.body.contains("refresh_token"))
+        .collect();
+    assert_eq!(refresh_bodies.len(), 3);
+    if rotates {
+        // Every refresh used a different (the most recent) refresh token.
+        let mut used: Vec<_> = refresh_bodies.iter().map(|r| r.body.clone()).collect();
+        used.dedup();
+        assert_eq!(used.len(), 3, "rotated refresh tokens are used");
+    } else {
+        assert!(
+            refresh_bodies.windows(2).all(|w| w[0].body == w[1].body),
+            "the one refresh token is kept"
+        );
+    }
+}
+
+#[tokio::test]
+async fn ares_full_flow() {
+    full_flow("ares", true).await;
+}
+
+#[tokio::test]
+async fn aries_full_flow() {
+    full_flow("aries", false).await;
+}
+
+#[tokio::test]
+async fn askara_full_flow() {
+    full_flow("askara", true).await;
+}
+
+#[tokio::test]
+async fn arterra_full_flow() {
+    full_flow("arterra", true).await;
+}
+
+#[tokio::test]
+async fn default_scopes_follow_each_document() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    for (provider, expected) in [
+        ("ares", Some("read write")),
+        ("askara", Some("profile organization")),
+        ("arterra", None),
+    ] {
+        let begun = begin(&mut client, provider, "u").await;
+        let url = url::Url::parse(&begun.authorization_url).expect("url");
+        let scope = url
+            .query_pairs()
+            .find(|(k, _)| k == "scope")
+            .map(|(_, v)| v.into_owned());
+        assert_eq!(scope.as_deref(), expected, "{provider}");
+    }
+    let custom = client
+        .begin_auth(pb::BeginAuthRequest {
+            provider: "ares".into(),
+            subject: "u".into(),
+            redirect_uri: CALLBACK.into(),
+            scopes: vec!["read".into()],
+            sign_up: false,
+        })
+        .await
+        .expect("begin")
+        .into_inner();
+    let conn = complete(
+        &mut client,
+        app.fakes
+            .ares
+            .approve(&custom.authorization_url, USER)
+            .await,
+    )
+    .await;
+    assert_eq!(conn.scopes, vec!["read".to_string()]);
+}
+
+#[tokio::test]
+async fn reconnecting_the_same_account_updates_the_connection() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let first = connect(&app, &mut client, "ares", "end-user-1").await;
+    let second = connect(&app, &mut client, "ares", "end-user-1").await;
+    assert_eq!(first.id, second.id);
+    let list = client
+        .list_connections(pb::ListConnectionsRequest {
+            subject: "end-user-1".into(),
+            provider: "ares".into(),
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(list.connections.len(), 1);
+    let served = token(&mut client, &first.id, 60).await.expect("token");
+    assert_eq!(
+        Some(served.access_token),
+        app.fakes.ares.last_access_token(),
+        "the newest tokens are stored"
+    );
+    // Another subject gets its own connection.
+    let other = connect(&app, &mut client, "ares", "end-user-2").await;
+    assert_ne!(other.id, first.id);
+}
+
+#[tokio::test]
+async fn denial_is_an_outcome_not_an_error() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    for provider in ["ares", "aries", "askara"] {
+        let begun = begin(&mut client, provider, "u").await;
+        let params = app.fakes.get(provider).deny(&begun.authorization_url).await;
+        let outcome = client
+            .complete_auth(callback(params))
+            .await
+            .expect("complete")
+            .into_inner()
+            .outcome;
+        match outcome {
+            Some(Outcome::Denied(d)) => assert_eq!(d.error, "access_denied", "{provider}"),
+            other => panic!("{provider}: expected denied, got {other:?}"),
+        }
+        assert_eq!(
+            app.fakes.get(provider).token_requests("authorization_code"),
+            0
+        );
+    }
+}
+
+#[tokio::test]
+async fn arterra_sign_up_link_and_pending_verification() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let begun = client
+        .begin_auth(pb::BeginAuthRequest {
+            provider: "arterra".into(),
+            subject: "newcomer".into(),
+            sign_up: true,
+            ..Default::default()
+        })
+        .await
+        .expect("sign-up link")
+        .into_inner();
+    assert!(
+        begun.authorization_url.contains("response_type=signup"),
+        "{}",
+        begun.authorization_url
+    );
+
+    let params = app
+        .fakes
+        .arterra
+        .sign_up_unverified(&begun.authorization_url, "new-user-7")
+        .await;
+    assert!(params.contains_key("userId"));
+    let outcome = client
+        .complete_auth(callback(params))
+        .await
+        .expect("complete")
+        .into_inner()
+        .outcome;
+    match outcome {
+        Some(Outcome::PendingVerification(p)) => assert_eq!(p.provider_user_id, "new-user-7"),
+        other => panic!("expected pending verification, got {other:?}"),
+    }
+    assert_eq!(app.fakes.arterra.token_requests("authorization_code"), 0);
+
+    // After verifying the email the user signs in normally.
+    app.fakes.arterra.verify_email("new-user-7");
+    let begun = begin(&mut client, "arterra", "newcomer").await;
+    let params = app
+        .fakes
+        .arterra
+        .approve(&begun.authorization_url, "new-user-7")
+        .await;
+    let conn = complete(&mut client, params).await;
+    assert_eq!(conn.provider_user_id, "new-user-7");
+    assert!(
+        app.fakes.arterra.rejections().is_empty(),
+        "{:?}",
+        app.fakes.arterra.rejections()
+    );
+}
+
+#[tokio::test]
+async fn sign_up_is_refused_where_there_are_no_sign_up_links() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let result = client
+        .begin_auth(pb::BeginAuthRequest {
+            provider: "ares".into(),
+            subject: "u".into(),
+            sign_up: true,
+            redirect_uri: CALLBACK.into(),
+            ..Default::default()
+        })
+        .await;
+    assert_status(result, Code::InvalidArgument, "sign_up");
+}
+
+#[tokio::test]
+async fn password_grant_only_where_offered_and_allowed() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let conn = client
+        .sign_in_with_password(pb::SignInWithPasswordRequest {
+            provider: "arterra".into(),
+            subject: "pw-user".into(),
+            username: EMAIL.into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .expect("password grant")
+        .into_inner()
+        .connection
+        .expect("connection");
+    assert_eq!(conn.provider_user_id, USER);
+    let served = token(&mut client, &conn.id, 60).await.expect("token");
+    assert_eq!(
+        Some(served.access_token),
+        app.fakes.arterra.last_access_token()
+    );
+
+    let wrong = client
+        .sign_in_with_password(pb::SignInWithPasswordRequest {
+            provider: "arterra".into(),
+            subject: "pw-user".into(),
+            username: EMAIL.into(),
+            password: "wrong password".into(),
+        })
+        .await;
+    assert_status(wrong, Code::FailedPrecondition, "invalid_grant");
+
+    let elsewhere = client
+        .sign_in_with_password(pb::SignInWithPasswordRequest {
+            provider: "ares".into(),
+            subject: "pw-user".into(),
+            username: EMAIL.into(),
+            password: PASSWORD.into(),
+        })
+        .await;
+    assert_status(elsewhere, Code::FailedPrecondition, "password grant");
+    assert_eq!(app.fakes.ares.token_requests("password"), 0);
+}
+
+#[tokio::test]
+async fn password_grant_is_off_unless_configured() {
+    // A second ARterra provider, declared without allow_password_grant.
+    let options = Options {
+        extra_providers: Some(std::sync::Arc::new(|fakes: &Fakes| {
+            let fake = &fakes.arterra;
+            format!(
+                "[providers.arterra_plain]\nkind = \"arterra\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n\
+                 redirect_uris = [\"{CALLBACK}\"]\ntoken_url = \"{}\"\n",
+                fake.client_id(),
+                fake.client_secret(),
+                fake.token_url()
+            )
+        })),
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with(options).await;
+    let mut client = app.billing().await;
+    let result = client
+        .sign_in_with_password(pb::SignInWithPasswordRequest {
+            provider: "arterra_plain".into(),
+            subject: "u".into(),
+            username: EMAIL.into(),
+            password: PASSWORD.into(),
+        })
+        .await;
+    assert_status(result, Code::FailedPrecondition, "allow_password_grant");
+}
+
+#[tokio::test]
+async fn redirect_uri_must_be_registered_or_unambiguous() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let unregistered = client
+        .begin_auth(pb::BeginAuthRequest {
+            provider: "ares".into(),
+            subject: "u".into(),
+            redirect_uri: "https://evil.example/cb".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_status(unregistered, Code::InvalidArgument, "redirect_uri");
+    // ARES has two: one must be named.
+    let ambiguous = client
+        .begin_auth(pb::BeginAuthRequest {
+            provider: "ares".into(),
+            subject: "u".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_status(ambiguous, Code::InvalidArgument, "redirect_uri");
+    // Askara has one: it may be omitted.
+    let implied = client
+        .begin_auth(pb::BeginAuthRequest {
+            provider: "askara".into(),
+            subject: "u".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("implied redirect")
+        .into_inner();
+    let conn = complete(
+        &mut client,
+        app.fakes
+            .askara
+            .approve(&implied.authorization_url, USER)
+            .await,
+    )
+    .await;
+    assert_eq!(conn.provider, "askara");
+    // The second ARES redirect URI works end to end, refresh included.
+    let other = client
+        .begin_auth(pb::BeginAuthRequest {
+            provider: "ares".into(),
+            subject: "u".into(),
+            redirect_uri: OTHER_CALLBACK.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("other redirect")
+        .into_inner();
+    let conn = complete(
+        &mut client,
+        app.fakes.ares.approve(&other.authorization_url, USER).await,
+    )
+    .await;
+    token(&mut client, &conn.id, 86_400)
+        .await
+        .expect("refresh with the flow's redirect_uri");
+    assert!(
+        app.fakes.ares.rejections().is_empty(),
+        "{:?}",
+        app.fakes.ares.rejections()
+    );
+}

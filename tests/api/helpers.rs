@@ -1,0 +1,450 @@
+//! Spawns the real `authbroker` binary on port 0 with its own SQLite database
+//! and the four strict fake providers, and gives tests a tonic client.
+
+use std::{
+    collections::BTreeMap,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use authbroker::pb::{self, auth_broker_client::AuthBrokerClient, complete_auth_response::Outcome};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+use tonic::{
+    Request, Status,
+    metadata::{AsciiMetadataValue, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
+
+use crate::fake::{FakeProvider, Kind};
+
+/// Redirect URI registered at every fake and in authbroker's config.
+pub const CALLBACK: &str = "https://app.example.com/oauth/callback";
+/// A second redirect URI registered for ARES only.
+pub const OTHER_CALLBACK: &str = "https://app.example.com/oauth/other";
+/// Caller tokens.
+pub const BILLING_TOKEN: &str = "billing-token-0123456789abcdef";
+pub const SEARCH_TOKEN: &str = "search-token-0123456789abcdef";
+/// The end user's account at every fake.
+pub const USER: &str = "user-42";
+pub const EMAIL: &str = "user-42@example.test";
+pub const PASSWORD: &str = "correct horse battery";
+pub const CREDITS: i64 = 100;
+
+/// Knobs of one spawned server.
+#[derive(Clone)]
+pub struct Options {
+    /// Extra top-level TOML appended to the generated config.
+    pub extra_config: String,
+    /// Outbound HTTP timeout in milliseconds.
+    pub http_timeout_ms: u64,
+    /// Whether to configure callers (otherwise unauthenticated loopback mode).
+    pub callers: bool,
+    /// TOML appended after the generated provider sections, built from the fakes.
+    pub extra_providers: Option<Arc<dyn Fn(&Fakes) -> String + Send + Sync>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            extra_config: String::new(),
+            http_timeout_ms: 3_000,
+            callers: true,
+            extra_providers: None,
+        }
+    }
+}
+
+/// The fakes, by provider id as configured in authbroker.
+pub struct Fakes {
+    pub ares: FakeProvider,
+    pub aries: FakeProvider,
+    pub askara: FakeProvider,
+    pub arterra: FakeProvider,
+}
+
+impl Fakes {
+    async fn start() -> Self {
+        let ares = FakeProvider::start(Kind::Ares, &[CALLBACK, OTHER_CALLBACK]).await;
+        let aries = FakeProvider::start(Kind::Aries, &[CALLBACK]).await;
+        let askara = FakeProvider::start(Kind::Askara, &[CALLBACK]).await;
+        let arterra = FakeProvider::start(Kind::Arterra, &[CALLBACK]).await;
+        for fake in [&ares, &aries, &askara, &arterra] {
+            fake.add_user(USER, EMAIL, PASSWORD, CREDITS);
+        }
+        Self {
+            ares,
+            aries,
+            askara,
+            arterra,
+        }
+    }
+
+    /// The fake behind a configured provider id.
+    pub fn get(&self, provider: &str) -> &FakeProvider {
+        match provider {
+            "ares" => &self.ares,
+            "aries" => &self.aries,
+            "askara" => &self.askara,
+            "arterra" => &self.arterra,
+            other => panic!("no fake for {other}"),
+        }
+    }
+
+    /// Every secret the fakes handed out or hold, for leak checks.
+    pub fn all_secrets(&self) -> Vec<String> {
+        let mut secrets = Vec::new();
+        for fake in [&self.ares, &self.aries, &self.askara, &self.arterra] {
+            secrets.push(fake.client_secret());
+            for request in fake.requests() {
+                for value in json_or_form_values(&request.body) {
+                    if value.len() >= 16
+                        && value
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+                    {
+                        secrets.push(value);
+                    }
+                }
+            }
+            secrets.extend(fake.last_access_token());
+            secrets.extend(fake.last_refresh_token());
+        }
+        secrets.push(PASSWORD.to_owned());
+        secrets.push(BILLING_TOKEN.to_owned());
+        secrets.push(SEARCH_TOKEN.to_owned());
+        secrets
+    }
+}
+
+fn json_or_form_values(body: &str) -> Vec<String> {
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(body) {
+        return map
+            .values()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+    }
+    url::form_urlencoded::parse(body.as_bytes())
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+/// A running authbroker process.
+pub struct TestApp {
+    pub addr: String,
+    pub fakes: Arc<Fakes>,
+    pub dir: Arc<tempfile::TempDir>,
+    pub options: Options,
+    child: Option<Child>,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestApp {
+    /// Starts the fakes and the server with default options.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Options::default()).await
+    }
+
+    /// Starts the fakes and the server.
+    pub async fn spawn_with(options: Options) -> TestApp {
+        let fakes = Arc::new(Fakes::start().await);
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        Self::start(fakes, dir, options).await
+    }
+
+    async fn start(fakes: Arc<Fakes>, dir: Arc<tempfile::TempDir>, options: Options) -> TestApp {
+        let config = config_toml(&fakes, &dir, &options);
+        let config_path = dir.path().join("authbroker.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (child, addr) = launch(&config_path, logs.clone()).await;
+        TestApp {
+            addr,
+            fakes,
+            dir,
+            options,
+            child: Some(child),
+            logs,
+        }
+    }
+
+    /// Stops the process gracefully (SIGTERM) and starts it again on the same
+    /// database and key.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let logs = self.logs.lock().expect("logs").clone();
+        let next = Self::start(self.fakes.clone(), self.dir.clone(), self.options.clone()).await;
+        next.logs.lock().expect("logs").splice(0..0, logs);
+        next
+    }
+
+    /// SIGTERM, then wait for exit.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = std::process::Command::new("kill")
+                    .arg("-TERM")
+                    .arg(pid.to_string())
+                    .status();
+            }
+            let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+                .await
+                .expect("server exits after SIGTERM")
+                .expect("wait");
+            assert!(status.success(), "server exited with {status}");
+        }
+    }
+
+    /// A client authenticated as the billing service.
+    pub async fn billing(&self) -> Client {
+        self.client(Some(BILLING_TOKEN)).await
+    }
+
+    /// A client authenticated as the search service.
+    pub async fn search(&self) -> Client {
+        self.client(Some(SEARCH_TOKEN)).await
+    }
+
+    /// A client sending `token` (or nothing).
+    pub async fn client(&self, token: Option<&str>) -> Client {
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect to authbroker");
+        let bearer = token.map(|t| MetadataValue::try_from(format!("Bearer {t}")).expect("ascii"));
+        AuthBrokerClient::with_interceptor(channel, Bearer(bearer))
+    }
+
+    /// Every log line so far (JSON, one per line).
+    pub fn logs(&self) -> String {
+        self.logs.lock().expect("logs").join("\n")
+    }
+
+    /// The SQLite database file and its WAL, as bytes.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for name in ["authbroker.db", "authbroker.db-wal", "authbroker.db-shm"] {
+            if let Ok(b) = std::fs::read(self.dir.path().join(name)) {
+                bytes.extend(b);
+            }
+        }
+        bytes
+    }
+}
+
+fn config_toml(fakes: &Fakes, dir: &tempfile::TempDir, options: &Options) -> String {
+    let mut toml = format!(
+        "listen = \"127.0.0.1:0\"\ndatabase_url = \"sqlite://{}/authbroker.db\"\nlog_format = \"json\"\n{}\n\
+         [http]\nconnect_timeout_ms = 1000\ntimeout_ms = {}\n",
+        dir.path().display(),
+        options.extra_config,
+        options.http_timeout_ms,
+    );
+    if options.callers {
+        toml += &format!(
+            "[[callers]]\nname = \"billing\"\ntoken = \"{BILLING_TOKEN}\"\n[[callers]]\nname = \"search\"\ntoken = \"{SEARCH_TOKEN}\"\n"
+        );
+    }
+    for (id, fake, extra) in [
+        (
+            "ares",
+            &fakes.ares,
+            format!("redirect_uris = [\"{CALLBACK}\", \"{OTHER_CALLBACK}\"]"),
+        ),
+        (
+            "aries",
+            &fakes.aries,
+            format!("redirect_uris = [\"{CALLBACK}\"]"),
+        ),
+        (
+            "askara",
+            &fakes.askara,
+            format!("redirect_uris = [\"{CALLBACK}\"]"),
+        ),
+        (
+            "arterra",
+            &fakes.arterra,
+            format!(
+                "redirect_uris = [\"{CALLBACK}\"]\nallow_password_grant = true\nenvironment = \"sandbox\""
+            ),
+        ),
+    ] {
+        toml += &format!(
+            "[providers.{id}]\nkind = \"{id}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n{extra}\n\
+             authorize_url = \"{}\"\ntoken_url = \"{}\"\n",
+            fake.client_id(),
+            fake.client_secret(),
+            fake.authorize_url(),
+            fake.token_url(),
+        );
+        if let Some(url) = fake.userinfo_url() {
+            toml += &format!("userinfo_url = \"{url}\"\n");
+        }
+        if let Some(url) = fake.usage_url() {
+            toml += &format!("usage_url = \"{url}\"\n");
+        }
+    }
+    toml + &options
+        .extra_providers
+        .as_ref()
+        .map(|f| f(fakes))
+        .unwrap_or_default()
+}
+
+/// Starts the binary and waits for its "listening" log line.
+async fn launch(config: &std::path::Path, logs: Arc<Mutex<Vec<String>>>) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authbroker"))
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // Debug level, so the secret-leak checks cover the most verbose logs.
+        .env(
+            "AUTHBROKER_LOG",
+            "debug,h2=warn,hyper=warn,hyper_util=warn,tower=warn,sqlx=warn,rustls=warn,tonic=warn",
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn authbroker");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut tx = Some(tx);
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("authbroker listening") {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if let (Some(tx), Some(addr)) = (tx.take(), v["addr"].as_str()) {
+                        let _ = tx.send(addr.to_owned());
+                    }
+                }
+            }
+            logs.lock().expect("logs").push(line);
+        }
+    });
+    let addr = match tokio::time::timeout(Duration::from_secs(30), rx).await {
+        Ok(Ok(addr)) => addr,
+        _ => {
+            let status = child.try_wait().ok().flatten();
+            panic!("authbroker did not start (exit: {status:?})");
+        }
+    };
+    (child, addr)
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<AsciiMetadataValue>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The tonic client tests use.
+pub type Client = AuthBrokerClient<InterceptedService<Channel, Bearer>>;
+
+/// BeginAuth for the default redirect URI.
+pub async fn begin(client: &mut Client, provider: &str, subject: &str) -> pb::BeginAuthResponse {
+    client
+        .begin_auth(pb::BeginAuthRequest {
+            provider: provider.into(),
+            subject: subject.into(),
+            redirect_uri: CALLBACK.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("BeginAuth")
+        .into_inner()
+}
+
+/// Turns the callback's query parameters into a CompleteAuth request.
+pub fn callback(mut params: BTreeMap<String, String>) -> pb::CompleteAuthRequest {
+    pb::CompleteAuthRequest {
+        state: params.remove("state").unwrap_or_default(),
+        code: params.remove("code").unwrap_or_default(),
+        error: params.remove("error").unwrap_or_default(),
+        error_description: params.remove("error_description").unwrap_or_default(),
+        params: params.into_iter().collect(),
+    }
+}
+
+/// CompleteAuth, expecting a stored connection.
+pub async fn complete(client: &mut Client, params: BTreeMap<String, String>) -> pb::Connection {
+    let outcome = client
+        .complete_auth(callback(params))
+        .await
+        .expect("CompleteAuth")
+        .into_inner()
+        .outcome;
+    match outcome {
+        Some(Outcome::Connection(c)) => c,
+        other => panic!("expected a connection, got {other:?}"),
+    }
+}
+
+/// The whole flow: begin, the user approves at the fake, complete.
+pub async fn connect(
+    app: &TestApp,
+    client: &mut Client,
+    provider: &str,
+    subject: &str,
+) -> pb::Connection {
+    let begun = begin(client, provider, subject).await;
+    let params = app
+        .fakes
+        .get(provider)
+        .approve(&begun.authorization_url, USER)
+        .await;
+    complete(client, params).await
+}
+
+/// GetAccessToken with a minimum validity.
+pub async fn token(
+    client: &mut Client,
+    id: &str,
+    min_valid_seconds: u32,
+) -> Result<pb::GetAccessTokenResponse, Status> {
+    client
+        .get_access_token(pb::GetAccessTokenRequest {
+            connection_id: id.into(),
+            min_valid_seconds,
+            force_refresh: false,
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// Asserts a status code and that the message mentions `needle`.
+#[track_caller]
+pub fn assert_status<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    code: tonic::Code,
+    needle: &str,
+) {
+    match result {
+        Ok(v) => panic!("expected {code:?}, got Ok({v:?})"),
+        Err(s) => {
+            assert_eq!(s.code(), code, "message: {}", s.message());
+            assert!(
+                s.message().contains(needle),
+                "{:?} does not mention {needle:?}",
+                s.message()
+            );
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Callers: authentication, and connections visible only to their owner.
+
+use authbroker::pb;
+use tonic::Code;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn missing_or_wrong_tokens_are_unauthenticated() {
+    let app = TestApp::spawn().await;
+    for token in [None, Some("not-a-valid-token-at-all")] {
+        let mut client = app.client(token).await;
+        let result = client
+            .list_connections(pb::ListConnectionsRequest::default())
+            .await;
+        assert_eq!(result.expect_err("refused").code(), Code::Unauthenticated);
+    }
+}
+
+#[tokio::test]
+async fn another_callers_connection_is_not_found() {
+    let app = TestApp::spawn().await;
+    let mut billing = app.billing().await;
+    let mut search = app.search().await;
+    let conn = connect(&app, &mut billing, "ares", "shared-subject").await;
+
+    let id = || conn.id.clone();
+    assert_status(
+        search
+            .get_connection(pb::GetConnectionRequest {
+                connection_id: id(),
+            })
+            .await,
+        Code::NotFound,
+        "not found",
+    );
+    assert_status(
+        token(&mut search, &id(), 60).await,
+        Code::NotFound,
+        "not found",
+    );
+    assert_status(
+        search
+            .revoke_connection(pb::RevokeConnectionRequest {
+                connection_id: id(),
+            })
+            .await,
+        Code::NotFound,
+        "not found",
+    );
+    assert_status(
+        search
+            .get_user_info(pb::GetUserInfoRequest {
+                connection_id: id(),
+            })
+            .await,
+        Code::NotFound,
+        "not found",
+    );
+    let usage = pb::RecordUsageRequest {
+        connection_id: id(),
+        usage: "x".into(),
+        credits: 1.0,
+        idempotency_key: "k".into(),
+    };
+    assert_status(
+        search.record_usage(usage).await,
+        Code::NotFound,
+        "not found",
+    );
+    let listed = search
+        .list_connections(pb::ListConnectionsRequest {
+            subject: "shared-subject".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(listed.connections.is_empty());
+
+    // The same subject under the other caller is a separate connection.
+    let theirs = connect(&app, &mut search, "ares", "shared-subject").await;
+    assert_ne!(theirs.id, conn.id);
+    token(&mut billing, &conn.id, 60)
+        .await
+        .expect("owner still served");
+}
+
+#[tokio::test]
+async fn without_callers_loopback_calls_are_accepted_and_logged() {
+    let app = TestApp::spawn_with(Options {
+        callers: false,
+        ..Options::default()
+    })
+    .await;
+    let mut client = app.client(None).await;
+    let conn = connect(&app, &mut client, "askara", "u").await;
+    token(&mut client, &conn.id, 60).await.expect("token");
+    assert!(
+        app.logs().contains("no callers configured"),
+        "the open mode is announced"
+    );
+}

@@ -1,0 +1,106 @@
+//! The state parameter: single-use, expiring, bound to its caller; a bad
+//! state never lets a request reach the provider.
+
+use std::time::Duration;
+
+use tonic::Code;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_used_state_cannot_be_replayed() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let begun = begin(&mut client, "ares", "u").await;
+    let params = app.fakes.ares.approve(&begun.authorization_url, USER).await;
+    complete(&mut client, params.clone()).await;
+    let replay = client.complete_auth(callback(params)).await;
+    assert_status(replay, Code::FailedPrecondition, "state");
+    assert_eq!(
+        app.fakes.ares.token_requests("authorization_code"),
+        1,
+        "the replay reached no provider"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_state_is_refused_without_a_provider_call() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let begun = begin(&mut client, "ares", "u").await;
+    let mut params = app.fakes.ares.approve(&begun.authorization_url, USER).await;
+    params.insert("state".into(), "forged-state-value".into());
+    assert_status(
+        client.complete_auth(callback(params)).await,
+        Code::FailedPrecondition,
+        "state",
+    );
+    assert_eq!(app.fakes.ares.token_requests("authorization_code"), 0);
+}
+
+#[tokio::test]
+async fn an_expired_state_is_refused() {
+    let app = TestApp::spawn_with(Options {
+        extra_config: "state_ttl_secs = 1".into(),
+        ..Options::default()
+    })
+    .await;
+    let mut client = app.billing().await;
+    let begun = begin(&mut client, "askara", "u").await;
+    let params = app
+        .fakes
+        .askara
+        .approve(&begun.authorization_url, USER)
+        .await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_status(
+        client.complete_auth(callback(params)).await,
+        Code::FailedPrecondition,
+        "expired",
+    );
+    assert_eq!(app.fakes.askara.token_requests("authorization_code"), 0);
+}
+
+#[tokio::test]
+async fn a_state_begun_by_another_caller_is_refused_and_left_usable() {
+    let app = TestApp::spawn().await;
+    let mut billing = app.billing().await;
+    let mut search = app.search().await;
+    let begun = begin(&mut billing, "aries", "u").await;
+    let params = app
+        .fakes
+        .aries
+        .approve(&begun.authorization_url, USER)
+        .await;
+    assert_status(
+        search.complete_auth(callback(params.clone())).await,
+        Code::FailedPrecondition,
+        "another caller",
+    );
+    assert_eq!(app.fakes.aries.token_requests("authorization_code"), 0);
+    // The rightful caller still completes it.
+    complete(&mut billing, params).await;
+}
+
+#[tokio::test]
+async fn concurrent_completions_of_one_state_exchange_the_code_once() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let begun = begin(&mut client, "ares", "u").await;
+    let params = app.fakes.ares.approve(&begun.authorization_url, USER).await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let mut c = client.clone();
+        let request = callback(params.clone());
+        tasks.push(tokio::spawn(async move { c.complete_auth(request).await }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.expect("join") {
+            Ok(_) => ok += 1,
+            Err(s) => assert_eq!(s.code(), Code::FailedPrecondition),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(app.fakes.ares.token_requests("authorization_code"), 1);
+}

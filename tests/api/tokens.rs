@@ -1,0 +1,149 @@
+//! GetAccessToken beyond the happy path: single-flight refresh, forced
+//! refresh, invalid_grant, missing expires_in.
+
+use authbroker::pb::{self, ConnectionStatus};
+use tonic::Code;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn concurrent_callers_cause_one_refresh_and_get_the_same_token() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    // Tokens live 30 s and callers need 60: the stored one must be refreshed.
+    app.fakes.askara.set_token_lifetime(Some(30));
+    let conn = connect(&app, &mut client, "askara", "u").await;
+    app.fakes
+        .askara
+        .set_delay(std::time::Duration::from_millis(300));
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let mut c = client.clone();
+        let id = conn.id.clone();
+        tasks.push(tokio::spawn(async move { token(&mut c, &id, 60).await }));
+    }
+    let mut tokens = Vec::new();
+    for task in tasks {
+        tokens.push(task.await.expect("join").expect("token").access_token);
+    }
+    tokens.dedup();
+    // All waiters accept the refreshed token even though it is shorter than
+    // they asked: one refresh per burst, not one per caller.
+    assert_eq!(app.fakes.askara.refreshes_accepted(), 1);
+    assert_eq!(tokens.len(), 1, "every caller got the same token");
+    assert_eq!(
+        Some(tokens[0].clone()),
+        app.fakes.askara.last_access_token()
+    );
+}
+
+#[tokio::test]
+async fn force_refresh_always_refreshes() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "ares", "u").await;
+    let before = token(&mut client, &conn.id, 60).await.expect("token");
+    let forced = client
+        .get_access_token(pb::GetAccessTokenRequest {
+            connection_id: conn.id.clone(),
+            min_valid_seconds: 0,
+            force_refresh: true,
+        })
+        .await
+        .expect("forced")
+        .into_inner();
+    assert_ne!(forced.access_token, before.access_token);
+    assert_eq!(app.fakes.ares.refreshes_accepted(), 1);
+}
+
+#[tokio::test]
+async fn invalid_grant_marks_the_connection_needs_reauth() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "arterra", "u").await;
+    app.fakes.arterra.revoke_refresh_tokens();
+    assert_status(
+        token(&mut client, &conn.id, 86_400).await,
+        Code::FailedPrecondition,
+        "invalid_grant",
+    );
+    let stored = client
+        .get_connection(pb::GetConnectionRequest {
+            connection_id: conn.id.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .connection
+        .expect("connection");
+    assert_eq!(stored.status(), ConnectionStatus::NeedsReauth);
+    // Further calls fail fast without calling the provider again.
+    let refreshes = app.fakes.arterra.token_requests("refresh_token");
+    assert_status(
+        token(&mut client, &conn.id, 1).await,
+        Code::FailedPrecondition,
+        "re-authorization",
+    );
+    assert_eq!(app.fakes.arterra.token_requests("refresh_token"), refreshes);
+    // Connecting again re-activates the same connection.
+    let again = connect(&app, &mut client, "arterra", "u").await;
+    assert_eq!(again.id, conn.id);
+    assert_eq!(again.status(), ConnectionStatus::Active);
+    assert!(
+        app.logs().contains("connection status changed"),
+        "status change is logged"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_expires_in_uses_the_profile_default() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    app.fakes.aries.set_token_lifetime(None);
+    let conn = connect(&app, &mut client, "aries", "u").await;
+    let served = token(&mut client, &conn.id, 60).await.expect("token");
+    let expires = served.expires_at.expect("expires_at").seconds;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as i64;
+    // Aries: "typically 1 hour".
+    assert!(
+        (expires - now - 3600).abs() <= 5,
+        "expires in {}s",
+        expires - now
+    );
+    // And it is refreshed when a caller needs more than that.
+    token(&mut client, &conn.id, 7200).await.expect("refresh");
+    assert_eq!(app.fakes.aries.refreshes_accepted(), 1);
+}
+
+#[tokio::test]
+async fn revoked_connections_serve_no_tokens() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "ares", "u").await;
+    let revoked = client
+        .revoke_connection(pb::RevokeConnectionRequest {
+            connection_id: conn.id.clone(),
+        })
+        .await
+        .expect("revoke")
+        .into_inner()
+        .connection
+        .expect("connection");
+    assert_eq!(revoked.status(), ConnectionStatus::Revoked);
+    assert!(revoked.access_token_expires_at.is_none());
+    assert_status(
+        token(&mut client, &conn.id, 1).await,
+        Code::FailedPrecondition,
+        "revoked",
+    );
+    // Revoking again is harmless.
+    client
+        .revoke_connection(pb::RevokeConnectionRequest {
+            connection_id: conn.id.clone(),
+        })
+        .await
+        .expect("revoke again");
+}

@@ -1,0 +1,205 @@
+//! RecordUsage: reported once per idempotency key, concurrent duplicates
+//! included; provider rejections are returned and replayed.
+
+use authbroker::pb;
+use prost_types::value::Kind as V;
+use tonic::Code;
+
+use crate::{fake::Fault, helpers::*};
+
+fn usage(id: &str, key: &str, credits: f64) -> pb::RecordUsageRequest {
+    pb::RecordUsageRequest {
+        connection_id: id.into(),
+        usage: "test-button".into(),
+        credits,
+        idempotency_key: key.into(),
+    }
+}
+
+#[tokio::test]
+async fn usage_is_reported_once_and_replayed() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "ares", "u").await;
+
+    let first = client
+        .record_usage(usage(&conn.id, "order-1", 3.0))
+        .await
+        .expect("usage")
+        .into_inner();
+    assert!(!first.replayed);
+    assert_eq!(app.fakes.ares.credits_of(USER), CREDITS - 3);
+    assert_eq!(app.fakes.ares.usage_calls(), 1);
+    let response = first.provider_response.clone().expect("provider response");
+    assert!(
+        !response.fields.is_empty(),
+        "the provider's confirmation is returned"
+    );
+
+    let again = client
+        .record_usage(usage(&conn.id, "order-1", 3.0))
+        .await
+        .expect("replay")
+        .into_inner();
+    assert!(again.replayed);
+    assert_eq!(again.usage_id, first.usage_id);
+    assert_eq!(again.provider_response, first.provider_response);
+    assert_eq!(app.fakes.ares.usage_calls(), 1, "no second provider call");
+    assert_eq!(app.fakes.ares.credits_of(USER), CREDITS - 3);
+
+    let body: serde_json::Value = serde_json::from_str(
+        &app.fakes
+            .ares
+            .requests()
+            .iter()
+            .rev()
+            .find(|r| r.path.ends_with("/usage"))
+            .expect("usage request")
+            .body,
+    )
+    .expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!({"client_id": app.fakes.ares.client_id(), "usage": "test-button", "credits": 3})
+    );
+}
+
+#[tokio::test]
+async fn same_key_different_payload_is_already_exists() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "ares", "u").await;
+    client
+        .record_usage(usage(&conn.id, "k", 1.0))
+        .await
+        .expect("usage");
+    assert_status(
+        client.record_usage(usage(&conn.id, "k", 2.0)).await,
+        Code::AlreadyExists,
+        "idempotency_key",
+    );
+    assert_eq!(app.fakes.ares.usage_calls(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_reach_the_provider_once() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "ares", "u").await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let mut c = client.clone();
+        let request = usage(&conn.id, "burst", 2.0);
+        tasks.push(tokio::spawn(async move { c.record_usage(request).await }));
+    }
+    let mut ids = Vec::new();
+    let mut fresh = 0;
+    for task in tasks {
+        let r = task.await.expect("join").expect("usage").into_inner();
+        fresh += usize::from(!r.replayed);
+        ids.push(r.usage_id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(fresh, 1, "exactly one call was not a replay");
+    assert_eq!(app.fakes.ares.usage_calls(), 1);
+    assert_eq!(app.fakes.ares.credits_of(USER), CREDITS - 2);
+}
+
+#[tokio::test]
+async fn a_provider_rejection_returns_its_message_and_is_final() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "ares", "u").await;
+    let too_much = client
+        .record_usage(usage(&conn.id, "big", (CREDITS + 1) as f64))
+        .await;
+    assert_status(too_much, Code::FailedPrecondition, "Insufficient credits");
+    let replay = client
+        .record_usage(usage(&conn.id, "big", (CREDITS + 1) as f64))
+        .await;
+    assert_status(replay, Code::FailedPrecondition, "Insufficient credits");
+    assert_eq!(app.fakes.ares.usage_calls(), 1);
+    assert_eq!(app.fakes.ares.credits_of(USER), CREDITS);
+}
+
+#[tokio::test]
+async fn usage_needs_a_provider_with_a_usage_endpoint_and_valid_credits() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "askara", "u").await;
+    assert_status(
+        client.record_usage(usage(&conn.id, "k", 1.0)).await,
+        Code::FailedPrecondition,
+        "usage endpoint",
+    );
+    let ares = connect(&app, &mut client, "ares", "u").await;
+    assert_status(
+        client.record_usage(usage(&ares.id, "k", -1.0)).await,
+        Code::InvalidArgument,
+        "credits",
+    );
+    assert_status(
+        client.record_usage(usage(&ares.id, "", 1.0)).await,
+        Code::InvalidArgument,
+        "idempotency_key",
+    );
+    let mut no_usage = usage(&ares.id, "k2", 1.0);
+    no_usage.usage.clear();
+    assert_status(
+        client.record_usage(no_usage).await,
+        Code::InvalidArgument,
+        "usage",
+    );
+    assert_eq!(app.fakes.ares.usage_calls(), 0);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_before_reporting() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "ares", "u").await;
+    // The provider now rejects the stored token: one 401, one refresh, one retry.
+    app.fakes.ares.expire_access_tokens();
+    let r = client
+        .record_usage(usage(&conn.id, "after-expiry", 1.0))
+        .await
+        .expect("usage")
+        .into_inner();
+    assert!(!r.replayed);
+    assert_eq!(app.fakes.ares.refreshes_accepted(), 1);
+    assert_eq!(app.fakes.ares.credits_of(USER), CREDITS - 1);
+}
+
+#[tokio::test]
+async fn a_provider_outage_leaves_the_key_retryable() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "ares", "u").await;
+    // The token endpoint is down and the stored token is too short: nothing is sent.
+    app.fakes.ares.set_fault(Fault::ServerError);
+    app.fakes.ares.expire_access_tokens();
+    let down = client.record_usage(usage(&conn.id, "retry-me", 1.0)).await;
+    assert_eq!(down.expect_err("unavailable").code(), Code::Unavailable);
+    app.fakes.ares.set_fault(Fault::None);
+    let ok = client
+        .record_usage(usage(&conn.id, "retry-me", 1.0))
+        .await
+        .expect("retry")
+        .into_inner();
+    assert!(!ok.replayed);
+    assert_eq!(app.fakes.ares.credits_of(USER), CREDITS - 1);
+    let info = client
+        .get_user_info(pb::GetUserInfoRequest {
+            connection_id: conn.id.clone(),
+        })
+        .await
+        .expect("user info")
+        .into_inner()
+        .profile
+        .expect("profile");
+    assert_eq!(
+        info.fields["credits"].kind,
+        Some(V::NumberValue((CREDITS - 1) as f64))
+    );
+}
