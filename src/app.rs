@@ -82,12 +82,17 @@ pub async fn serve(
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<AuthBrokerServer<Api>>().await;
     tokio::spawn(watch_database(db.clone(), health_reporter));
-    tokio::spawn(janitor(db));
+    tokio::spawn(janitor(db.clone()));
 
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
+    // v1 and v1alpha: older grpcurl and grpc_cli only speak v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().context("building reflection")?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
         .context("building reflection")?;
 
     let listener = TcpListener::bind(settings.listen)
@@ -103,11 +108,16 @@ pub async fn serve(
         AuthBrokerServer::with_interceptor(Api::new(broker), CallerAuth::new(&settings.callers));
     Server::builder()
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(api)
         .serve_with_incoming_shutdown(tokio_stream_listener(listener), shutdown)
         .await
         .context("serving gRPC")?;
+    // Closing checkpoints SQLite's write-ahead log into the file.
+    if let Err(e) = db.close().await {
+        tracing::warn!(error = %e, "closing the database failed");
+    }
     tracing::info!("authbroker stopped");
     Ok(())
 }

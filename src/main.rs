@@ -68,9 +68,12 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
-            Some(Command::Migrate) => app::migrate(&settings).await.map(|_| {
+            Some(Command::Migrate) => {
+                let db = app::migrate(&settings).await?;
                 tracing::info!("migrations applied");
-            }),
+                // Closing checkpoints SQLite's write-ahead log into the file.
+                Ok(db.close().await?)
+            }
             Some(Command::Serve) | None => app::serve(settings, shutdown_signal()).await,
             Some(Command::GenerateKey) => Ok(()),
         }

@@ -38,15 +38,11 @@ fn defaults_are_the_embedded_laptop_setup() {
 
 #[test]
 fn unknown_keys_are_named() {
-    let e = load("listen = \"127.0.0.1:1\"\nlisten_addr = 1", &[])
-        .err()
-        .expect("error");
+    let e = load("listen = \"127.0.0.1:1\"\nlisten_addr = 1", &[]).expect_err("error");
     assert!(e.contains("listen_addr"), "{e}");
-    let e = load(&format!("{ARES}client_secrte = \"x\""), &[])
-        .err()
-        .expect("error");
+    let e = load(&format!("{ARES}client_secrte = \"x\""), &[]).expect_err("error");
     assert!(e.contains("client_secrte"), "{e}");
-    let e = load("", &[("AUTHBROKER_LISTN", "x")]).err().expect("error");
+    let e = load("", &[("AUTHBROKER_LISTN", "x")]).expect_err("error");
     assert!(e.contains("AUTHBROKER_LISTN"), "{e}");
 }
 
@@ -76,9 +72,7 @@ fn environment_overrides_the_file() {
 
 #[test]
 fn postgres_requires_a_configured_key() {
-    let e = load("database_url = \"postgres://db/authbroker\"", &[])
-        .err()
-        .expect("error");
+    let e = load("database_url = \"postgres://db/authbroker\"", &[]).expect_err("error");
     assert!(e.starts_with("encryption_key: required"), "{e}");
     assert!(
         load(
@@ -159,9 +153,7 @@ fn provider_mistakes_are_named() {
         ),
     ];
     for (body, field) in cases {
-        let e = load(&format!("[providers.p]\n{body}"), &[])
-            .err()
-            .expect("error");
+        let e = load(&format!("[providers.p]\n{body}"), &[]).expect_err("error");
         assert!(e.contains(field), "{field}: {e}");
     }
 }

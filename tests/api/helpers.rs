@@ -35,6 +35,9 @@ pub const EMAIL: &str = "user-42@example.test";
 pub const PASSWORD: &str = "correct horse battery";
 pub const CREDITS: i64 = 100;
 
+/// Builds extra provider sections from the running fakes.
+pub type ExtraProviders = Arc<dyn Fn(&Fakes) -> String + Send + Sync>;
+
 /// Knobs of one spawned server.
 #[derive(Clone)]
 pub struct Options {
@@ -45,7 +48,7 @@ pub struct Options {
     /// Whether to configure callers (otherwise unauthenticated loopback mode).
     pub callers: bool,
     /// TOML appended after the generated provider sections, built from the fakes.
-    pub extra_providers: Option<Arc<dyn Fn(&Fakes) -> String + Send + Sync>>,
+    pub extra_providers: Option<ExtraProviders>,
 }
 
 impl Default for Options {
@@ -320,12 +323,11 @@ async fn launch(config: &std::path::Path, logs: Arc<Mutex<Vec<String>>>) -> (Chi
         let mut tx = Some(tx);
         let mut lines = BufReader::new(stderr).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("authbroker listening") {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if let (Some(tx), Some(addr)) = (tx.take(), v["addr"].as_str()) {
-                        let _ = tx.send(addr.to_owned());
-                    }
-                }
+            if line.contains("authbroker listening")
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && let (Some(tx), Some(addr)) = (tx.take(), v["addr"].as_str())
+            {
+                let _ = tx.send(addr.to_owned());
             }
             logs.lock().expect("logs").push(line);
         }

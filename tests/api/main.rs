@@ -6,6 +6,7 @@ mod flows;
 mod helpers;
 mod isolation;
 mod persistence;
+mod server;
 mod states;
 mod tokens;
 mod usage;
