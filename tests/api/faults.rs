@@ -133,3 +133,41 @@ async fn an_unreachable_provider_is_unavailable() {
         .await;
     assert_status(result, Code::Unavailable, "could not be reached");
 }
+
+#[tokio::test]
+async fn an_oversized_answer_is_refused() {
+    // A token endpoint that streams 4 MiB: more than the 1 MiB cap.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = axum::Router::new().route(
+        "/token",
+        axum::routing::post(|| async {
+            ([("content-type", "application/json")], "x".repeat(4 << 20))
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let app = TestApp::spawn_with(Options {
+        extra_providers: Some(std::sync::Arc::new(move |_: &Fakes| {
+            format!(
+                "[providers.huge]\nkind = \"aries\"\nclient_id = \"c\"\nclient_secret = \"s\"\nredirect_uris = [\"{CALLBACK}\"]\n\
+                 authorize_url = \"http://{addr}/authorize\"\ntoken_url = \"http://{addr}/token\"\n"
+            )
+        })),
+        ..Options::default()
+    })
+    .await;
+    let mut client = app.billing().await;
+    let begun = begin(&mut client, "huge", "u").await;
+    let result = client
+        .complete_auth(pb::CompleteAuthRequest {
+            state: begun.state,
+            code: "some-code".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_status(result, Code::Unavailable, "larger than");
+    // Still serving.
+    connect(&app, &mut client, "ares", "u").await;
+}

@@ -404,3 +404,70 @@ async fn redirect_uri_must_be_registered_or_unambiguous() {
         app.fakes.ares.rejections()
     );
 }
+
+#[tokio::test]
+async fn the_generic_oauth2_kind_is_configured_by_knobs_alone() {
+    // Askara's dialect (JSON body, credentials in the body, no redirect_uri on
+    // refresh) and ARterra's (Basic, minimal JSON) described as plain oauth2.
+    let options = Options {
+        extra_providers: Some(std::sync::Arc::new(|fakes: &Fakes| {
+            let (askara, arterra) = (&fakes.askara, &fakes.arterra);
+            format!(
+                "[providers.custom_json]\nkind = \"oauth2\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n\
+                 redirect_uris = [\"{CALLBACK}\"]\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n\
+                 client_auth = \"body\"\nbody_encoding = \"json\"\ndefault_scopes = [\"profile\", \"organization\"]\n\
+                 [providers.custom_basic]\nkind = \"oauth2\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n\
+                 redirect_uris = [\"{CALLBACK}\"]\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\nuserinfo_url = \"{}\"\n\
+                 user_id_field = \"id\"\nclient_auth = \"basic\"\nbody_encoding = \"json\"\ncode_redirect_uri = false\n",
+                askara.client_id(),
+                askara.client_secret(),
+                askara.authorize_url(),
+                askara.token_url(),
+                arterra.client_id(),
+                arterra.client_secret(),
+                arterra.authorize_url(),
+                arterra.token_url(),
+                arterra.userinfo_url().expect("info endpoint"),
+            )
+        })),
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with(options).await;
+    let mut client = app.billing().await;
+    for (provider, fake) in [
+        ("custom_json", &app.fakes.askara),
+        ("custom_basic", &app.fakes.arterra),
+    ] {
+        let begun = begin(&mut client, provider, "u").await;
+        let conn = complete(
+            &mut client,
+            fake.approve(&begun.authorization_url, USER).await,
+        )
+        .await;
+        if provider == "custom_basic" {
+            assert_eq!(
+                conn.provider_user_id, USER,
+                "learned from the configured userinfo_url"
+            );
+        }
+        let refreshed = client
+            .get_access_token(pb::GetAccessTokenRequest {
+                connection_id: conn.id.clone(),
+                force_refresh: true,
+                ..Default::default()
+            })
+            .await
+            .expect("refresh")
+            .into_inner();
+        assert_eq!(
+            Some(refreshed.access_token),
+            fake.last_access_token(),
+            "{provider}"
+        );
+        assert!(
+            fake.rejections().is_empty(),
+            "{provider}: {:?}",
+            fake.rejections()
+        );
+    }
+}
