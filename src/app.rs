@@ -14,15 +14,13 @@ use tonic_health::ServingStatus;
 
 use crate::{
     api::{Api, callers::CallerAuth},
-    broker::Broker,
+    broker::{Broker, BrokerSettings},
     config::Settings,
     http::HttpClient,
     pb::auth_broker_server::AuthBrokerServer,
     store,
 };
 
-/// How often the database is pinged for the health status.
-const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 /// How often expired states are deleted.
 const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -71,18 +69,32 @@ pub async fn serve(
     };
     let key = key::load(&settings.key)?;
     let http = HttpClient::new(&settings.http).context("building the HTTP client")?;
+    // A lease outlasts the slowest refresh: every attempt timing out, plus backoff.
+    let lease =
+        (settings.http.timeout + settings.http.connect_timeout) * 3 + Duration::from_secs(5);
     let broker = Broker::new(
         db.clone(),
         key,
         http,
         settings.providers.into_values(),
-        settings.state_ttl,
+        BrokerSettings {
+            state_ttl: settings.state_ttl,
+            tokens: settings.tokens.clone(),
+            lease,
+        },
     );
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<AuthBrokerServer<Api>>().await;
-    tokio::spawn(watch_database(db.clone(), health_reporter));
-    tokio::spawn(janitor(db.clone()));
+    tokio::spawn(watch_database(
+        db.clone(),
+        health_reporter,
+        settings.health_check_interval,
+    ));
+    tokio::spawn(janitor(db.clone(), settings.usage_retention));
+    if let Some(interval) = settings.tokens.refresh_interval {
+        tokio::spawn(refresher(broker.clone(), interval));
+    }
 
     // v1 and v1alpha: older grpcurl and grpc_cli only speak v1alpha.
     let reflection = || {
@@ -104,8 +116,10 @@ pub async fn serve(
     }
     tracing::info!(%addr, "authbroker listening");
 
-    let api =
-        AuthBrokerServer::with_interceptor(Api::new(broker), CallerAuth::new(&settings.callers));
+    let api = AuthBrokerServer::with_interceptor(
+        Api::new(broker.clone()),
+        CallerAuth::new(&settings.callers),
+    );
     Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -127,11 +141,15 @@ fn tokio_stream_listener(listener: TcpListener) -> tonic::transport::server::Tcp
 }
 
 /// Flips the health status with the database's reachability.
-async fn watch_database(db: DatabaseConnection, reporter: tonic_health::server::HealthReporter) {
+async fn watch_database(
+    db: DatabaseConnection,
+    reporter: tonic_health::server::HealthReporter,
+    interval: Duration,
+) {
     let mut serving = true;
     loop {
-        tokio::time::sleep(HEALTH_INTERVAL).await;
-        let ok = tokio::time::timeout(HEALTH_INTERVAL, db.ping())
+        tokio::time::sleep(interval).await;
+        let ok = tokio::time::timeout(interval.max(Duration::from_secs(1)), db.ping())
             .await
             .is_ok_and(|r| r.is_ok());
         if ok != serving {
@@ -154,14 +172,33 @@ async fn watch_database(db: DatabaseConnection, reporter: tonic_health::server::
     }
 }
 
-/// Deletes expired authorization states on a schedule.
-async fn janitor(db: DatabaseConnection) {
+/// Deletes expired authorization states and old settled ledger rows on a schedule.
+async fn janitor(db: DatabaseConnection, usage_retention: Duration) {
     loop {
-        tokio::time::sleep(JANITOR_INTERVAL).await;
-        match store::states::delete_expired(&db, store::now()).await {
+        let now = store::now();
+        match store::states::delete_expired(&db, now).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "expired authorization states removed"),
             Err(e) => tracing::warn!(error = %e, "cleaning expired states failed"),
+        }
+        let before = now - usage_retention.as_secs() as i64;
+        match store::usage::delete_settled_before(&db, before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "old usage ledger rows removed"),
+            Err(e) => tracing::warn!(error = %e, "cleaning the usage ledger failed"),
+        }
+        tokio::time::sleep(JANITOR_INTERVAL).await;
+    }
+}
+
+/// Renews connections nearing expiry so that callers rarely wait on a refresh.
+async fn refresher(broker: Broker, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        match broker.refresh_expiring().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(refreshed = n, "background refresh pass"),
+            Err(e) => tracing::warn!(error = %e, "background refresh pass failed"),
         }
     }
 }

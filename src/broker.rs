@@ -3,8 +3,10 @@
 //! Inputs arrive validated by the API layer.
 
 mod auth;
+mod cache;
 mod connect;
 mod connections;
+mod refresh;
 mod sealing;
 mod tokens;
 mod usage;
@@ -18,7 +20,7 @@ use std::{
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    config::ProviderSetting,
+    config::{ProviderSetting, TokenSettings},
     crypto::SealingKey,
     error::{Error, Result},
     http::HttpClient,
@@ -45,8 +47,26 @@ struct Inner {
     providers: BTreeMap<String, Arc<ProviderSetting>>,
     state_ttl: Duration,
     /// One lock per connection being refreshed, so concurrent callers in this
-    /// process cause one provider call.
+    /// process cause one provider call (and one task polls the lease).
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Recently served tokens.
+    cache: cache::TokenCache,
+    /// Refresh window and cache bounds.
+    tokens: TokenSettings,
+    /// How long a refresh lease lasts: longer than any refresh can take.
+    lease: Duration,
+    /// This process's name on the leases it takes.
+    owner: String,
+}
+
+/// Everything [`Broker::new`] needs besides the database, key, client and providers.
+pub struct BrokerSettings {
+    /// Lifetime of BeginAuth states.
+    pub state_ttl: Duration,
+    /// Token cache and refresh settings.
+    pub tokens: TokenSettings,
+    /// Refresh lease duration: longer than the slowest refresh with retries.
+    pub lease: Duration,
 }
 
 impl Broker {
@@ -56,8 +76,14 @@ impl Broker {
         key: SealingKey,
         http: HttpClient,
         providers: impl IntoIterator<Item = ProviderSetting>,
-        state_ttl: Duration,
+        settings: BrokerSettings,
     ) -> Self {
+        // The pod name in a cluster, plus a random suffix: two processes never share it.
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "authbroker".into());
+        let owner = format!(
+            "{host}/{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         Self {
             inner: Arc::new(Inner {
                 db,
@@ -67,8 +93,15 @@ impl Broker {
                     .into_iter()
                     .map(|p| (p.id.clone(), Arc::new(p)))
                     .collect(),
-                state_ttl,
+                state_ttl: settings.state_ttl,
                 refresh_locks: Mutex::new(HashMap::new()),
+                cache: cache::TokenCache::new(
+                    settings.tokens.cache_ttl,
+                    settings.tokens.cache_capacity,
+                ),
+                tokens: settings.tokens,
+                lease: settings.lease,
+                owner,
             }),
         }
     }

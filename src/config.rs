@@ -90,6 +90,26 @@ pub struct Settings {
     pub providers: BTreeMap<String, ProviderSetting>,
     /// Outbound HTTP limits.
     pub http: HttpSettings,
+    /// Token serving and refresh.
+    pub tokens: TokenSettings,
+    /// How often the database is probed for the health status.
+    pub health_check_interval: Duration,
+    /// Settled usage ledger rows older than this are deleted.
+    pub usage_retention: Duration,
+}
+
+/// How tokens are cached and refreshed.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// Connections expiring within this window are refreshed in the background.
+    pub refresh_window: Duration,
+    /// How often the background refresher looks; `None` turns it off.
+    pub refresh_interval: Option<Duration>,
+    /// How long a cached token is served without reading the database: the
+    /// bound on how stale a replica's view of a refresh or revoke elsewhere can be.
+    pub cache_ttl: Duration,
+    /// Most connections cached at once.
+    pub cache_capacity: usize,
 }
 
 /// The sealing key's origin.
@@ -321,6 +341,23 @@ impl Settings {
             );
         }
 
+        let tokens = TokenSettings {
+            refresh_window: Duration::from_secs(raw.refresh_window_secs.unwrap_or(300)),
+            refresh_interval: match raw.refresh_interval_secs.unwrap_or(30) {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
+            cache_ttl: Duration::from_millis(raw.token_cache_ttl_ms.unwrap_or(2_000)),
+            cache_capacity: raw.token_cache_capacity.unwrap_or(100_000),
+        };
+        if tokens.cache_ttl > Duration::from_secs(60) {
+            return Err("token_cache_ttl_ms: at most 60000 (it bounds how long a revoked token can still be served)".into());
+        }
+        let health_check_interval =
+            Duration::from_millis(raw.health_check_interval_ms.unwrap_or(2_000).max(100));
+        let usage_retention =
+            Duration::from_secs(raw.usage_retention_days.unwrap_or(90).max(1) * 86_400);
+
         Ok(Settings {
             listen,
             database_url,
@@ -331,6 +368,9 @@ impl Settings {
             callers,
             providers,
             http,
+            tokens,
+            health_check_interval,
+            usage_retention,
         })
     }
 }

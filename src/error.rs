@@ -71,6 +71,7 @@ impl Error {
             ProviderFailure::Unavailable {
                 reason,
                 retry_after,
+                ..
             } => Self::Unavailable(match retry_after {
                 Some(secs) => format!(
                     "provider {provider} unavailable during {what}: {reason}; retry after {secs}s"

@@ -11,10 +11,6 @@ use crate::{
     flow::{OutboundRequest, ProviderFailure},
 };
 
-/// The reason given when no connection to the provider could be made: the
-/// request certainly did not reach it.
-pub const UNREACHABLE: &str = "provider could not be reached";
-
 /// A provider's answer. `Debug` omits the body, which may hold tokens.
 pub struct HttpResponse {
     /// HTTP status code.
@@ -134,7 +130,7 @@ impl HttpClient {
 fn transport_failure(e: reqwest::Error) -> ProviderFailure {
     // A connect timeout is both: it never reached the provider.
     let reason = if e.is_connect() {
-        UNREACHABLE
+        "provider could not be reached"
     } else if e.is_timeout() {
         "provider did not answer in time"
     } else if e.is_body() || e.is_decode() {
@@ -145,5 +141,6 @@ fn transport_failure(e: reqwest::Error) -> ProviderFailure {
     ProviderFailure::Unavailable {
         reason: reason.into(),
         retry_after: None,
+        retry_safe: e.is_connect(),
     }
 }

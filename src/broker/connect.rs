@@ -131,6 +131,7 @@ impl Broker {
                 )
                 .await?
                 {
+                    self.inner.cache.remove(&existing.id);
                     if existing.status != status::ACTIVE {
                         log_status_change(&existing, status::ACTIVE, "re-authorized");
                     }
@@ -164,6 +165,9 @@ impl Broker {
                 access_token_expires_at: Some(write.expires_at),
                 key_id: write.key_id,
                 version: 1,
+                refresh_lease_owner: None,
+                refresh_lease_until: None,
+                refresh_started_at: None,
                 created_at: now,
                 updated_at: now,
             };
@@ -253,6 +257,7 @@ pub(super) fn json_object(
         return Err(ProviderFailure::Unavailable {
             reason: format!("answered HTTP {status}"),
             retry_after,
+            retry_safe: flow::token_response::status_is_retry_safe(status),
         });
     }
     let parsed = serde_json::from_slice::<Value>(body).ok();

@@ -38,6 +38,7 @@ impl Broker {
                 return Ok(row);
             }
             let reason = "revoked by the caller";
+            self.inner.cache.remove(id);
             if connections::set_status(
                 &self.inner.db,
                 id,

@@ -11,7 +11,6 @@ use super::{Broker, Caller, connect::json_object};
 use crate::{
     error::{Error, Result},
     flow::{OutboundRequest, ProviderFailure, state::hex},
-    http,
     secret::Secret,
     store::{
         self,
@@ -179,7 +178,7 @@ impl Broker {
                     Err(e)
                 }
                 Err(failure) => {
-                    let settled = if certainly_not_recorded(status_code, &failure) {
+                    let settled = if certainly_not_recorded(&failure) {
                         status::RETRYABLE
                     } else {
                         status::UNKNOWN
@@ -264,13 +263,14 @@ fn credits_json(credits: f64) -> Value {
 
 /// Failures after which the provider cannot have recorded the usage: it was
 /// unreachable, or said so (429, 503).
-fn certainly_not_recorded(status_code: Option<u16>, failure: &ProviderFailure) -> bool {
-    match status_code {
-        Some(code) => code == 429 || code == 503,
-        None => {
-            matches!(failure, ProviderFailure::Unavailable { reason, .. } if reason == http::UNREACHABLE)
+fn certainly_not_recorded(failure: &ProviderFailure) -> bool {
+    matches!(
+        failure,
+        ProviderFailure::Unavailable {
+            retry_safe: true,
+            ..
         }
-    }
+    )
 }
 
 fn replay(record: &UsageRecord) -> Result<UsageOutcome> {

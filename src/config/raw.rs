@@ -21,6 +21,12 @@ pub struct RawConfig {
     pub(super) encryption_key_env: Option<String>,
     pub(super) encryption_key_file: Option<String>,
     pub(super) encryption_key_id: Option<String>,
+    pub(super) refresh_window_secs: Option<u64>,
+    pub(super) refresh_interval_secs: Option<u64>,
+    pub(super) token_cache_ttl_ms: Option<u64>,
+    pub(super) token_cache_capacity: Option<usize>,
+    pub(super) health_check_interval_ms: Option<u64>,
+    pub(super) usage_retention_days: Option<u64>,
     #[serde(default)]
     pub(super) http: RawHttp,
     #[serde(default)]

@@ -82,6 +82,10 @@ pub enum ProviderFailure {
         reason: String,
         /// Seconds the provider asked us to wait (429/503 Retry-After).
         retry_after: Option<u64>,
+        /// The provider certainly did not process the request (unreachable,
+        /// 429, 503), so sending it again cannot spend a rotated token or
+        /// record usage twice.
+        retry_safe: bool,
     },
     /// The provider answered with something that is not a valid answer.
     Malformed {
@@ -117,6 +121,7 @@ pub fn parse_token_response(
         return Err(ProviderFailure::Unavailable {
             reason: format!("token endpoint answered HTTP {status}"),
             retry_after,
+            retry_safe: status_is_retry_safe(status),
         });
     }
     if !(200..300).contains(&status) {
@@ -185,6 +190,11 @@ fn parse_error(status: u16, body: &[u8]) -> ProviderFailure {
             reason: format!("token endpoint answered HTTP {status} without a JSON error"),
         },
     }
+}
+
+/// 429 and 503 say the request was not processed; other 5xx may have been.
+pub fn status_is_retry_safe(status: u16) -> bool {
+    status == 429 || status == 503
 }
 
 /// Provider text shown to callers is capped so a hostile answer cannot flood logs.

@@ -3,8 +3,8 @@
 //! newer (possibly rotated) refresh token.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 
 use super::entity::connection::{self, Column, Entity};
@@ -113,7 +113,13 @@ pub async fn write_tokens(
         .col_expr(Column::Status, Expr::value(status::ACTIVE))
         .col_expr(Column::StatusReason, Expr::value(Option::<String>::None))
         .col_expr(Column::Version, Expr::value(expected_version + 1))
-        .col_expr(Column::UpdatedAt, Expr::value(now));
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .col_expr(
+            Column::RefreshLeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(Column::RefreshLeaseUntil, Expr::value(Option::<i64>::None))
+        .col_expr(Column::RefreshStartedAt, Expr::value(Option::<i64>::None));
     if let Some(scopes) = scopes {
         update = update.col_expr(Column::Scopes, Expr::value(scopes));
     }
@@ -139,7 +145,13 @@ pub async fn set_status(
         .col_expr(Column::Status, Expr::value(new_status))
         .col_expr(Column::StatusReason, Expr::value(reason))
         .col_expr(Column::Version, Expr::value(expected_version + 1))
-        .col_expr(Column::UpdatedAt, Expr::value(now));
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .col_expr(
+            Column::RefreshLeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(Column::RefreshLeaseUntil, Expr::value(Option::<i64>::None))
+        .col_expr(Column::RefreshStartedAt, Expr::value(Option::<i64>::None));
     if new_status == status::REVOKED {
         update = update
             .col_expr(Column::AccessToken, Expr::value(Option::<String>::None))
@@ -155,4 +167,69 @@ pub async fn set_status(
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// Takes the refresh lease of a row still at `version` whose lease is free or
+/// lapsed; returns whether this process now holds it. The row's version is
+/// not bumped: waiters on other replicas watch the version for the result.
+pub async fn acquire_lease(
+    db: &DatabaseConnection,
+    id: &str,
+    version: i64,
+    owner: &str,
+    now: i64,
+    until: i64,
+) -> Result<bool, sea_orm::DbErr> {
+    let result = Entity::update_many()
+        .col_expr(Column::RefreshLeaseOwner, Expr::value(owner))
+        .col_expr(Column::RefreshLeaseUntil, Expr::value(until))
+        .col_expr(Column::RefreshStartedAt, Expr::value(now))
+        .filter(Column::Id.eq(id))
+        .filter(Column::Version.eq(version))
+        .filter(
+            Condition::any()
+                .add(Column::RefreshLeaseUntil.is_null())
+                .add(Column::RefreshLeaseUntil.lte(now)),
+        )
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Gives the lease back after a refresh that changed nothing (provider
+/// unavailable), so the next caller need not wait for it to lapse.
+pub async fn release_lease(
+    db: &DatabaseConnection,
+    id: &str,
+    owner: &str,
+) -> Result<(), sea_orm::DbErr> {
+    Entity::update_many()
+        .col_expr(
+            Column::RefreshLeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(Column::RefreshLeaseUntil, Expr::value(Option::<i64>::None))
+        .col_expr(Column::RefreshStartedAt, Expr::value(Option::<i64>::None))
+        .filter(Column::Id.eq(id))
+        .filter(Column::RefreshLeaseOwner.eq(owner))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Active connections with a refresh token whose access token expires before
+/// `before`, soonest first.
+pub async fn expiring(
+    db: &DatabaseConnection,
+    before: i64,
+    limit: u64,
+) -> Result<Vec<ConnectionRow>, sea_orm::DbErr> {
+    Entity::find()
+        .filter(Column::Status.eq(status::ACTIVE))
+        .filter(Column::RefreshToken.is_not_null())
+        .filter(Column::AccessTokenExpiresAt.lt(before))
+        .order_by_asc(Column::AccessTokenExpiresAt)
+        .limit(limit)
+        .all(db)
+        .await
 }

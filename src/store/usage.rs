@@ -116,3 +116,16 @@ pub async fn settle(
         .await?;
     Ok(())
 }
+
+/// Deletes settled records last updated before `before`; pending ones stay.
+pub async fn delete_settled_before(
+    db: &DatabaseConnection,
+    before: i64,
+) -> Result<u64, sea_orm::DbErr> {
+    Ok(Entity::delete_many()
+        .filter(Column::UpdatedAt.lt(before))
+        .filter(Column::Status.ne(status::PENDING))
+        .exec(db)
+        .await?
+        .rows_affected)
+}

@@ -52,14 +52,27 @@ async fn refresh_faults_are_unavailable_and_keep_the_connection() {
     })
     .await;
     let mut client = app.billing().await;
+    // The stored token is dead by the time the faults begin: nothing to fall back on.
+    app.fakes.ares.set_token_lifetime(Some(1));
     let conn = connect(&app, &mut client, "ares", "u").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     for (fault, needle) in faults() {
         app.fakes.ares.set_fault(fault.clone());
+        let before = app.fakes.ares.token_requests("refresh_token");
         assert_status(
-            token(&mut client, &conn.id, 86_400).await,
+            token(&mut client, &conn.id, 60).await,
             Code::Unavailable,
             needle,
         );
+        let attempts = app.fakes.ares.token_requests("refresh_token") - before;
+        // Only answers that prove the provider did nothing are retried: a
+        // retried refresh must never spend a token the provider rotated.
+        let expected = if matches!(fault, Fault::ServerError) {
+            3
+        } else {
+            1
+        };
+        assert_eq!(attempts, expected, "{fault:?}");
     }
     app.fakes.ares.set_fault(Fault::None);
     let status = client
@@ -77,9 +90,36 @@ async fn refresh_faults_are_unavailable_and_keep_the_connection() {
         pb::ConnectionStatus::Active,
         "a failing provider is not a revoked grant"
     );
-    token(&mut client, &conn.id, 86_400)
+    app.fakes.ares.set_token_lifetime(Some(3600));
+    token(&mut client, &conn.id, 60)
         .await
         .expect("refresh once the provider is back");
+}
+
+#[tokio::test]
+async fn a_still_valid_token_is_served_through_an_outage() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    app.fakes.askara.set_token_lifetime(Some(600));
+    let conn = connect(&app, &mut client, "askara", "u").await;
+    let stored = token(&mut client, &conn.id, 60).await.expect("token");
+    app.fakes.askara.set_fault(Fault::ServerError);
+    // The caller wants 15 minutes, the token has 10: the refresh fails, the
+    // stored token is still good, so it is served with its true expiry.
+    let served = token(&mut client, &conn.id, 900)
+        .await
+        .expect("served through the outage");
+    assert_eq!(served.access_token, stored.access_token);
+    assert_eq!(served.expires_at, stored.expires_at);
+    // A forced refresh means the caller saw the token fail: no fallback.
+    let forced = client
+        .get_access_token(pb::GetAccessTokenRequest {
+            connection_id: conn.id.clone(),
+            force_refresh: true,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(forced.expect_err("unavailable").code(), Code::Unavailable);
 }
 
 #[tokio::test]

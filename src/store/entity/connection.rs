@@ -37,6 +37,12 @@ pub struct Model {
     pub key_id: String,
     /// Bumped on every token write; writes compare-and-swap on it.
     pub version: i64,
+    /// Process holding the refresh lease, if any.
+    pub refresh_lease_owner: Option<String>,
+    /// Unix seconds when the refresh lease lapses.
+    pub refresh_lease_until: Option<i64>,
+    /// Unix seconds when the last refresh began; left set when a process died mid-refresh.
+    pub refresh_started_at: Option<i64>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.

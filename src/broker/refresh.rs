@@ -1,0 +1,319 @@
+//! Refreshing a connection exactly once across replicas.
+//!
+//! Under the in-process lock, one task per process takes part:
+//! 1. re-read the row; if another caller or replica refreshed meanwhile
+//!    (its version moved), serve that token;
+//! 2. otherwise take the row's refresh lease (owner + expiry, a conditional
+//!    UPDATE that holds on SQLite and PostgreSQL alike) — the attempt is
+//!    recorded before the provider is called;
+//! 3. call the provider, retrying only failures that certainly left the
+//!    refresh token unspent;
+//! 4. write the new pair with a compare-and-swap on `version`, so a refresh
+//!    that somehow outlived its lease can never overwrite newer tokens.
+//!
+//! Replicas that find the lease held poll the row until its version moves or
+//! the lease lapses.
+
+use std::time::{Duration, Instant};
+
+use super::{Broker, Caller, connect::log_status_change, sealing, tokens::AccessToken};
+use crate::{
+    config::ProviderSetting,
+    error::{Error, Result},
+    flow::{self, Freshness, Grant, OAuthError, OutboundRequest, ProviderFailure, TokenSet},
+    store::{
+        self,
+        connections::{self, ConnectionRow, status},
+    },
+};
+
+/// How often a waiting replica re-reads a row whose lease another holds.
+const LEASE_POLL: Duration = Duration::from_millis(20);
+/// Attempts at the token endpoint for retry-safe failures.
+const ATTEMPTS: u32 = 3;
+/// Longest Retry-After honoured inside one call; a longer one is returned.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+impl Broker {
+    /// Refreshes `seen` unless someone else already did; see the module comment.
+    pub(super) async fn refresh_coordinated(
+        &self,
+        seen: &ConnectionRow,
+        min_valid_secs: i64,
+        force: bool,
+    ) -> Result<AccessToken> {
+        let caller = Caller(seen.caller.clone());
+        let deadline = Instant::now() + self.inner.lease + Duration::from_secs(1);
+        loop {
+            let current = self
+                .usable_connection(&caller, &seen.id)
+                .await
+                .inspect_err(|_| {
+                    self.inner.cache.remove(&seen.id);
+                })?;
+            let now = store::now();
+            let still_valid = current.access_token_expires_at.is_some_and(|exp| exp > now);
+            // Another caller or replica refreshed while this one waited: that
+            // token is as fresh as the provider gives, so it serves this call
+            // too (even a forced one, or one asking for more than the lifetime).
+            let refreshed_meanwhile = current.version != seen.version && still_valid;
+            if refreshed_meanwhile
+                || flow::freshness(now, current.access_token_expires_at, min_valid_secs, force)
+                    == Freshness::Fresh
+            {
+                return self.open_and_cache(&current);
+            }
+            let lease_free = current.refresh_lease_until.is_none_or(|until| until <= now);
+            if lease_free {
+                let interrupted = current
+                    .refresh_started_at
+                    .filter(|_| current.refresh_lease_owner.is_some());
+                let until = now + self.inner.lease.as_secs() as i64;
+                if connections::acquire_lease(
+                    &self.inner.db,
+                    &current.id,
+                    current.version,
+                    &self.inner.owner,
+                    now,
+                    until,
+                )
+                .await?
+                {
+                    if let Some(at) = interrupted {
+                        tracing::warn!(
+                            connection_id = %current.id,
+                            previous_owner = current.refresh_lease_owner.as_deref().unwrap_or_default(),
+                            started_at = at,
+                            "resuming after an interrupted refresh"
+                        );
+                    }
+                    let provider = self.provider_of_row(&current.provider)?;
+                    return self
+                        .refresh_holding_lease(&provider, current, interrupted, force)
+                        .await;
+                }
+                continue;
+            }
+            if Instant::now() >= deadline {
+                if still_valid && !force {
+                    return self.open_and_cache(&current);
+                }
+                return Err(Error::Aborted(format!(
+                    "connection {} is being refreshed by {} and it has not finished; retry",
+                    current.id,
+                    current
+                        .refresh_lease_owner
+                        .as_deref()
+                        .unwrap_or("another replica")
+                )));
+            }
+            tokio::time::sleep(LEASE_POLL).await;
+        }
+    }
+
+    /// The provider call and the write, with this process holding the lease.
+    async fn refresh_holding_lease(
+        &self,
+        provider: &ProviderSetting,
+        row: ConnectionRow,
+        interrupted_at: Option<i64>,
+        force: bool,
+    ) -> Result<AccessToken> {
+        let Some(sealed_refresh) = row.refresh_token.clone() else {
+            let reason = "the access token expired and the provider issued no refresh token";
+            return self.give_up(&row, reason).await;
+        };
+        let refresh_token = sealing::open(
+            &self.inner.key,
+            &sealed_refresh,
+            sealing::connection_slot(&row.id, sealing::REFRESH_TOKEN),
+        )?;
+        let request = flow::token_request(
+            &provider.profile,
+            &provider.client_id,
+            &provider.client_secret,
+            &Grant::RefreshToken {
+                refresh_token: &refresh_token,
+                redirect_uri: &row.redirect_uri,
+            },
+        );
+        match self.exchange_with_retries(&request).await {
+            Ok(tokens) => {
+                self.store_refreshed(provider, &row, sealed_refresh, tokens)
+                    .await
+            }
+            Err(ProviderFailure::Rejected {
+                error: OAuthError::InvalidGrant,
+                description,
+            }) => {
+                let mut reason = match description {
+                    Some(d) => {
+                        format!("the provider refused the refresh token (invalid_grant: {d})")
+                    }
+                    None => "the provider refused the refresh token (invalid_grant)".to_owned(),
+                };
+                if let Some(at) = interrupted_at {
+                    reason.push_str(&format!(
+                        "; a refresh begun at {at} was interrupted before its answer was stored, so the rotated token was lost"
+                    ));
+                }
+                self.give_up(&row, &reason).await
+            }
+            Err(failure) => {
+                connections::release_lease(&self.inner.db, &row.id, &self.inner.owner).await?;
+                let now = store::now();
+                // A provider outage must not take down callers whose token
+                // still works: serve it while it lives (not when forced: the
+                // caller has seen it fail).
+                let unavailable = matches!(
+                    failure,
+                    ProviderFailure::Unavailable { .. } | ProviderFailure::Malformed { .. }
+                );
+                if unavailable && !force && row.access_token_expires_at.is_some_and(|exp| exp > now)
+                {
+                    tracing::warn!(connection_id = %row.id, provider = %provider.id, ?failure, "refresh failed; serving the still-valid token");
+                    return self.open_and_cache(&row);
+                }
+                Err(Error::provider(&provider.id, "refresh", failure))
+            }
+        }
+    }
+
+    /// Writes the refreshed pair (compare-and-swap on version) before the
+    /// token is returned. A new refresh token replaces the old; none keeps it.
+    async fn store_refreshed(
+        &self,
+        provider: &ProviderSetting,
+        row: &ConnectionRow,
+        sealed_refresh: String,
+        tokens: TokenSet,
+    ) -> Result<AccessToken> {
+        let now = store::now();
+        let lifetime = provider.profile.default_token_lifetime_secs;
+        let write = self.seal_tokens(&row.id, &tokens, Some(sealed_refresh), lifetime, now);
+        let expires_at = write.expires_at;
+        if !connections::write_tokens(
+            &self.inner.db,
+            &row.id,
+            row.version,
+            write,
+            tokens.scope.as_deref(),
+            now,
+        )
+        .await?
+        {
+            // Someone changed the row while the provider answered (revoked it,
+            // or refreshed after our lease lapsed): theirs is newer, ours is dropped.
+            tracing::warn!(connection_id = %row.id, "connection changed during the refresh; the answer was discarded");
+            let current = self
+                .usable_connection(&Caller(row.caller.clone()), &row.id)
+                .await?;
+            return self.open_and_cache(&current);
+        }
+        tracing::info!(
+            connection_id = %row.id,
+            provider = %provider.id,
+            rotated = tokens.refresh_token.is_some(),
+            expires_at,
+            "token refreshed"
+        );
+        let token = AccessToken {
+            token: tokens.access_token,
+            token_type: tokens.token_type,
+            expires_at,
+        };
+        self.cache_token(&row.id, &row.caller, &token);
+        Ok(token)
+    }
+
+    /// Marks the connection NEEDS_REAUTH; if another replica meanwhile stored
+    /// new tokens, serves those instead.
+    async fn give_up(&self, row: &ConnectionRow, reason: &str) -> Result<AccessToken> {
+        self.inner.cache.remove(&row.id);
+        if connections::set_status(
+            &self.inner.db,
+            &row.id,
+            row.version,
+            status::NEEDS_REAUTH,
+            reason,
+            store::now(),
+        )
+        .await?
+        {
+            log_status_change(row, status::NEEDS_REAUTH, reason);
+            return Err(Error::FailedPrecondition(format!(
+                "connection {} needs re-authorization: {reason}",
+                row.id
+            )));
+        }
+        let current = self
+            .usable_connection(&Caller(row.caller.clone()), &row.id)
+            .await?;
+        self.open_and_cache(&current)
+    }
+
+    /// Sends a token request, retrying with backoff only failures after which
+    /// the provider certainly did not process it (unreachable, 429, 503): a
+    /// retried refresh must never spend a token the provider already rotated.
+    async fn exchange_with_retries(
+        &self,
+        request: &OutboundRequest,
+    ) -> Result<TokenSet, ProviderFailure> {
+        let mut backoff = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            match self.try_exchange(request).await {
+                Err(ProviderFailure::Unavailable {
+                    retry_safe: true,
+                    retry_after,
+                    reason,
+                }) if attempt < ATTEMPTS => {
+                    let wait = retry_after.map_or(backoff, Duration::from_secs);
+                    if wait > MAX_RETRY_AFTER {
+                        return Err(ProviderFailure::Unavailable {
+                            reason,
+                            retry_after,
+                            retry_safe: true,
+                        });
+                    }
+                    tracing::info!(attempt, wait_ms = wait.as_millis() as u64, %reason, "retrying the token request");
+                    tokio::time::sleep(wait).await;
+                    backoff *= 4;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One pass of the background refresher: renews active connections whose
+    /// token expires within the window, so callers rarely wait. Returns how
+    /// many it refreshed.
+    pub async fn refresh_expiring(&self) -> Result<usize> {
+        let window = self.inner.tokens.refresh_window.as_secs() as i64;
+        let now = store::now();
+        let rows = connections::expiring(&self.inner.db, now + window, 200).await?;
+        let mut refreshed = 0;
+        for row in rows {
+            let Some(expires_at) = row.access_token_expires_at else {
+                continue;
+            };
+            if !flow::expiry::due_for_proactive_refresh(now, expires_at, row.updated_at, window) {
+                continue;
+            }
+            let min_valid = expires_at - now + 1;
+            let id = row.id.clone();
+            let result = self
+                .with_refresh_lock(&id, self.refresh_coordinated(&row, min_valid, false))
+                .await;
+            match result {
+                Ok(token) if token.expires_at > expires_at => refreshed += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(connection_id = %id, error = %e, "background refresh failed")
+                }
+            }
+        }
+        Ok(refreshed)
+    }
+}
