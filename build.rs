@@ -13,6 +13,14 @@ fn main() -> Result<(), Box<dyn Error>> {
         prost::Message::encode_to_vec(&fds),
     )?;
     tonic_prost_build::configure()
+        // Messages carrying a state, code, password or token get a redacting
+        // Debug written by hand (src/pb_debug.rs) instead of the derived one.
+        .skip_debug([
+            "authbroker.v1.BeginAuthResponse",
+            "authbroker.v1.CompleteAuthRequest",
+            "authbroker.v1.SignInWithPasswordRequest",
+            "authbroker.v1.GetAccessTokenResponse",
+        ])
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -46,7 +46,7 @@ async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
         .with_context(|| {
             format!(
                 "cannot open the database ({})",
-                redact_url(&settings.database_url)
+                crate::config::redact_database_url(&settings.database_url)
             )
         })
 }
@@ -67,6 +67,16 @@ pub async fn serve(
     } else {
         connect(&settings).await?
     };
+    if let crate::config::KeySetting::File { path, .. } = &settings.key
+        && !path.exists()
+        && store::connections::any_sealed(&db).await?
+    {
+        anyhow::bail!(
+            "key file {} is missing but the database holds tokens sealed under it; restore the key file \
+             (a new key could not open them)",
+            path.display()
+        );
+    }
     let key = key::load(&settings.key)?;
     let http = HttpClient::new(&settings.http).context("building the HTTP client")?;
     // A lease outlasts the slowest refresh: every attempt timing out, plus backoff.
@@ -200,16 +210,5 @@ async fn refresher(broker: Broker, interval: Duration) {
             Ok(n) => tracing::info!(refreshed = n, "background refresh pass"),
             Err(e) => tracing::warn!(error = %e, "background refresh pass failed"),
         }
-    }
-}
-
-/// A database URL without its password, for messages.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
     }
 }

@@ -69,8 +69,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// The resolved configuration the service runs with.
-#[derive(Debug)]
+/// The resolved configuration the service runs with. Its Debug output hides
+/// the database password; every secret field is a redacting type.
 pub struct Settings {
     /// Address the gRPC server binds.
     pub listen: SocketAddr,
@@ -96,6 +96,37 @@ pub struct Settings {
     pub health_check_interval: Duration,
     /// Settled usage ledger rows older than this are deleted.
     pub usage_retention: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_database_url(&self.database_url))
+            .field("migrate_on_start", &self.migrate_on_start)
+            .field("state_ttl", &self.state_ttl)
+            .field("log_format", &self.log_format)
+            .field("key", &self.key)
+            .field("callers", &self.callers)
+            .field("providers", &self.providers)
+            .field("http", &self.http)
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A database URL fit for messages and logs: the password replaced, and
+/// nothing at all of a URL that does not parse.
+pub fn redact_database_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<unparseable database URL>".to_owned(),
+    }
 }
 
 /// How tokens are cached and refreshed.

@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod error;
 pub mod flow;
 pub mod http;
+mod pb_debug;
 pub mod providers;
 pub mod secret;
 pub mod store;

@@ -45,6 +45,16 @@ pub enum BodyEncoding {
     Json,
 }
 
+/// How a space is written in the authorization URL's query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuerySpace {
+    /// `+`, as HTML forms do (`scope=read+write`).
+    Plus,
+    /// `%20` (`scope=profile%20organization`).
+    Percent,
+}
+
 /// ARterra's two deployments (document 004: sandbox is staging.arterra.co).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -93,6 +103,10 @@ pub struct Profile {
     pub user_id_field: String,
     /// Whether to use PKCE (RFC 7636, S256).
     pub pkce: bool,
+    /// How spaces are encoded in the authorization URL.
+    pub query_space: QuerySpace,
+    /// Whether the usage endpoint takes whole credits only.
+    pub usage_whole_credits: bool,
 }
 
 impl Profile {
@@ -127,6 +141,8 @@ impl Profile {
             password_grant: false,
             user_id_field: "sub".into(),
             pkce: false,
+            query_space: QuerySpace::Plus,
+            usage_whole_credits: false,
         }
     }
 }

@@ -223,7 +223,7 @@ impl Broker {
             },
         );
         let tokens = self
-            .exchange(&provider.id, "code exchange", &request)
+            .exchange(&provider.id, "code exchange", &request, &code)
             .await?;
         let row = self
             .connect_account(
@@ -261,7 +261,7 @@ impl Broker {
             &Grant::Password { username, password },
         );
         let tokens = self
-            .exchange(&provider.id, "password grant", &request)
+            .exchange(&provider.id, "password grant", &request, password)
             .await?;
         let redirect_uri = provider.redirect_uris.first().cloned().unwrap_or_default();
         let scopes = provider.profile.default_scopes.join(" ");

@@ -1,6 +1,8 @@
 //! Shared steps of every flow that ends in stored tokens: calling the token
 //! endpoint, learning the provider's account id, and upserting the connection.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use super::{Broker, Caller, sealing};
@@ -15,17 +17,86 @@ use crate::{
     },
 };
 
+/// Attempts at an endpoint for failures that are safe to retry.
+const ATTEMPTS: u32 = 3;
+/// Longest Retry-After honoured inside one call; a longer one is returned.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(2);
+
 impl Broker {
     /// Sends a token request and parses the answer.
+    /// Sends a token request carrying `grant_secret` (code or password) and
+    /// maps failures, scrubbing that secret from any provider text.
     pub(super) async fn exchange(
         &self,
         provider: &str,
         what: &str,
         request: &OutboundRequest,
+        grant_secret: &Secret,
     ) -> Result<TokenSet> {
-        self.try_exchange(request)
+        self.exchange_with_retries(request)
             .await
-            .map_err(|failure| Error::provider(provider, what, failure))
+            .map_err(|failure| {
+                Error::provider(provider, what, failure.scrub(grant_secret.expose()))
+            })
+    }
+
+    /// Sends a token request, retrying with backoff only failures after which
+    /// the provider certainly did not process it (unreachable, 429, 503): a
+    /// retried request must never spend a code or a refresh token twice.
+    pub(super) async fn exchange_with_retries(
+        &self,
+        request: &OutboundRequest,
+    ) -> Result<TokenSet, ProviderFailure> {
+        let mut backoff = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            match self.try_exchange(request).await {
+                Err(ProviderFailure::Unavailable {
+                    retry_safe: true,
+                    retry_after,
+                    reason,
+                }) if attempt < ATTEMPTS => {
+                    let wait = retry_after.map_or(backoff, Duration::from_secs);
+                    if wait > MAX_RETRY_AFTER {
+                        return Err(ProviderFailure::Unavailable {
+                            reason,
+                            retry_after,
+                            retry_safe: true,
+                        });
+                    }
+                    tracing::info!(attempt, wait_ms = wait.as_millis() as u64, %reason, "retrying the token request");
+                    tokio::time::sleep(wait).await;
+                    backoff *= 4;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// GETs the user endpoint, retrying failures: a GET has no side effect,
+    /// and giving up here would throw away tokens just obtained.
+    pub(super) async fn fetch_profile_with_retries(
+        &self,
+        url: &str,
+        access_token: &Secret,
+    ) -> Result<serde_json::Map<String, Value>, ProviderFailure> {
+        let mut backoff = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            match self.fetch_profile(url, access_token).await {
+                Err(
+                    failure @ (ProviderFailure::Unavailable { .. }
+                    | ProviderFailure::Malformed { .. }),
+                ) if attempt < ATTEMPTS => {
+                    tracing::info!(attempt, ?failure, "retrying the user endpoint");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 4;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     pub(super) async fn try_exchange(
@@ -82,7 +153,7 @@ impl Broker {
         let provider_user_id = match &provider.profile.userinfo_url {
             Some(url) => {
                 let profile = self
-                    .fetch_profile(url, &tokens.access_token)
+                    .fetch_profile_with_retries(url, &tokens.access_token)
                     .await
                     .map_err(|f| Error::provider(&provider.id, "user info request", f))?;
                 account_id(&profile, &provider.profile.user_id_field).ok_or_else(|| {
@@ -97,12 +168,6 @@ impl Broker {
         let scopes = tokens
             .scope
             .clone()
-            .map(|s| {
-                s.split([' ', ','])
-                    .filter(|s| !s.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
             .unwrap_or_else(|| requested_scopes.to_owned());
         let now = store::now();
         let db = &self.inner.db;
@@ -127,6 +192,7 @@ impl Broker {
                     existing.version,
                     write,
                     Some(&scopes),
+                    Some(redirect_uri),
                     now,
                 )
                 .await?

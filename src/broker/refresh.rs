@@ -20,7 +20,7 @@ use super::{Broker, Caller, connect::log_status_change, sealing, tokens::AccessT
 use crate::{
     config::ProviderSetting,
     error::{Error, Result},
-    flow::{self, Freshness, Grant, OAuthError, OutboundRequest, ProviderFailure, TokenSet},
+    flow::{self, Freshness, Grant, OAuthError, ProviderFailure, TokenSet},
     store::{
         self,
         connections::{self, ConnectionRow, status},
@@ -29,10 +29,6 @@ use crate::{
 
 /// How often a waiting replica re-reads a row whose lease another holds.
 const LEASE_POLL: Duration = Duration::from_millis(20);
-/// Attempts at the token endpoint for retry-safe failures.
-const ATTEMPTS: u32 = 3;
-/// Longest Retry-After honoured inside one call; a longer one is returned.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 impl Broker {
     /// Refreshes `seen` unless someone else already did; see the module comment.
@@ -120,6 +116,21 @@ impl Broker {
         force: bool,
     ) -> Result<AccessToken> {
         let Some(sealed_refresh) = row.refresh_token.clone() else {
+            connections::release_lease(&self.inner.db, &row.id, &self.inner.owner).await?;
+            // Without a refresh token the connection is only broken once its
+            // access token is dead; until then a caller asking for more gets a no.
+            if row
+                .access_token_expires_at
+                .is_some_and(|exp| exp > store::now())
+            {
+                if force {
+                    return Err(Error::FailedPrecondition(format!(
+                        "connection {} cannot be refreshed: the provider issued no refresh token",
+                        row.id
+                    )));
+                }
+                return self.open_and_cache(&row);
+            }
             let reason = "the access token expired and the provider issued no refresh token";
             return self.give_up(&row, reason).await;
         };
@@ -137,7 +148,8 @@ impl Broker {
                 redirect_uri: &row.redirect_uri,
             },
         );
-        match self.exchange_with_retries(&request).await {
+        let answer = self.exchange_with_retries(&request).await;
+        match answer.map_err(|failure| failure.scrub(refresh_token.expose())) {
             Ok(tokens) => {
                 self.store_refreshed(provider, &row, sealed_refresh, tokens)
                     .await
@@ -198,6 +210,7 @@ impl Broker {
             row.version,
             write,
             tokens.scope.as_deref(),
+            None,
             now,
         )
         .await?
@@ -250,40 +263,6 @@ impl Broker {
             .usable_connection(&Caller(row.caller.clone()), &row.id)
             .await?;
         self.open_and_cache(&current)
-    }
-
-    /// Sends a token request, retrying with backoff only failures after which
-    /// the provider certainly did not process it (unreachable, 429, 503): a
-    /// retried refresh must never spend a token the provider already rotated.
-    async fn exchange_with_retries(
-        &self,
-        request: &OutboundRequest,
-    ) -> Result<TokenSet, ProviderFailure> {
-        let mut backoff = Duration::from_millis(100);
-        let mut attempt = 1;
-        loop {
-            match self.try_exchange(request).await {
-                Err(ProviderFailure::Unavailable {
-                    retry_safe: true,
-                    retry_after,
-                    reason,
-                }) if attempt < ATTEMPTS => {
-                    let wait = retry_after.map_or(backoff, Duration::from_secs);
-                    if wait > MAX_RETRY_AFTER {
-                        return Err(ProviderFailure::Unavailable {
-                            reason,
-                            retry_after,
-                            retry_safe: true,
-                        });
-                    }
-                    tracing::info!(attempt, wait_ms = wait.as_millis() as u64, %reason, "retrying the token request");
-                    tokio::time::sleep(wait).await;
-                    backoff *= 4;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
     }
 
     /// One pass of the background refresher: renews active connections whose

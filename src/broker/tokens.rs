@@ -34,16 +34,16 @@ impl Broker {
         force: bool,
     ) -> Result<AccessToken> {
         // Hot path: no database, no decryption.
-        if !force && let Some(hit) = self.inner.cache.get(id, &caller.0) {
-            if flow::freshness(store::now(), Some(hit.expires_at), min_valid_secs, false)
+        if !force
+            && let Some(hit) = self.inner.cache.get(id, &caller.0)
+            && flow::freshness(store::now(), Some(hit.expires_at), min_valid_secs, false)
                 == Freshness::Fresh
-            {
-                return Ok(AccessToken {
-                    token: hit.token,
-                    token_type: hit.token_type,
-                    expires_at: hit.expires_at,
-                });
-            }
+        {
+            return Ok(AccessToken {
+                token: hit.token,
+                token_type: hit.token_type,
+                expires_at: hit.expires_at,
+            });
         }
 
         let row = match self.usable_connection(caller, id).await {
@@ -63,13 +63,19 @@ impl Broker {
             return self.open_and_cache(&row);
         }
 
-        let lock = self.refresh_lock(id);
-        let result = {
-            let _guard = lock.lock().await;
-            self.refresh_coordinated(&row, min_valid_secs, force).await
-        };
-        self.release_refresh_lock(id, lock);
-        result
+        // The refresh runs as its own task: if this caller goes away (deadline,
+        // disconnect) after the provider rotated the refresh token, the new
+        // pair is still stored instead of being lost with the dropped future.
+        let broker = self.clone();
+        let refresh = tokio::spawn(async move {
+            let id = row.id.clone();
+            broker
+                .with_refresh_lock(&id, broker.refresh_coordinated(&row, min_valid_secs, force))
+                .await
+        });
+        refresh
+            .await
+            .map_err(|e| Error::Internal(anyhow::anyhow!("refresh task failed: {e}")))?
     }
 
     /// The caller's connection, if it can serve tokens.

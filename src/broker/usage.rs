@@ -22,6 +22,7 @@ use crate::{
 const DUPLICATE_WAIT: Duration = Duration::from_secs(30);
 
 /// A validated RecordUsage request.
+#[derive(Clone)]
 pub struct UsageRequest {
     /// Connection charged.
     pub connection_id: String,
@@ -61,7 +62,7 @@ impl Broker {
                 let record = self.new_record(caller, &req, &hash).await?;
                 let id = record.id.clone();
                 if usage::claim_new(db, record).await? {
-                    return self.attempt(caller, &req, &id).await;
+                    return self.attempt_detached(caller, &req, &id).await;
                 }
                 continue;
             };
@@ -82,7 +83,13 @@ impl Broker {
                     )));
                 }
                 status::RETRYABLE if usage::claim_retry(db, &record.id, store::now()).await? => {
-                    return self.attempt(caller, &req, &record.id).await;
+                    return self.attempt_detached(caller, &req, &record.id).await;
+                }
+                // A pending claim older than any attempt can take was left by
+                // a process that died mid-call: its outcome is unknown.
+                status::PENDING if record.updated_at < store::now() - self.stale_pending_secs() => {
+                    usage::mark_unknown(db, &record.id, store::now()).await?;
+                    continue;
                 }
                 _ if Instant::now() >= deadline => {
                     return Err(Error::Aborted(format!(
@@ -110,6 +117,12 @@ impl Broker {
                 provider.id
             )));
         }
+        if provider.profile.usage_whole_credits && req.credits.fract() != 0.0 {
+            return Err(Error::invalid(
+                "credits",
+                format!("provider {:?} takes whole credits only", provider.id),
+            ));
+        }
         let now = store::now();
         Ok(UsageRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -129,9 +142,30 @@ impl Broker {
         })
     }
 
+    /// Runs [`Self::attempt`] as its own task, so a caller that goes away
+    /// mid-call cannot leave the claim pending after the provider answered.
+    async fn attempt_detached(
+        &self,
+        caller: &Caller,
+        req: &UsageRequest,
+        id: &str,
+    ) -> Result<UsageOutcome> {
+        let (broker, caller, req, id) = (self.clone(), caller.clone(), req.clone(), id.to_owned());
+        tokio::spawn(async move { broker.attempt(&caller, &req, &id).await })
+            .await
+            .map_err(|e| Error::Internal(anyhow::anyhow!("usage task failed: {e}")))?
+    }
+
+    /// Longer than any attempt can last (token refresh plus the usage call).
+    fn stale_pending_secs(&self) -> i64 {
+        2 * self.inner.lease.as_secs() as i64
+    }
+
     /// Calls the provider for a claimed record and settles it. A 401 gets one
     /// forced token refresh and one more call: the provider recorded nothing.
     async fn attempt(&self, caller: &Caller, req: &UsageRequest, id: &str) -> Result<UsageOutcome> {
+        let provider = self.connection(caller, &req.connection_id).await?.provider;
+        let provider = &provider;
         let mut force_refresh = false;
         loop {
             let (status_code, result) = match self.call_usage(caller, req, force_refresh).await {
@@ -143,7 +177,6 @@ impl Broker {
                     return Err(e);
                 }
             };
-            let provider = &self.connection(caller, &req.connection_id).await?.provider;
             return match result {
                 Ok(response) => {
                     let text = Value::Object(response.clone()).to_string();

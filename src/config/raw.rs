@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::LogFormat;
-use crate::providers::{BodyEncoding, ClientAuth, Environment, Profile, ProviderKind};
+use crate::providers::{BodyEncoding, ClientAuth, Environment, Profile, ProviderKind, QuerySpace};
 
 /// The whole file.
 #[derive(Deserialize, Default)]
@@ -84,6 +84,8 @@ pub(super) struct RawProvider {
     password_grant: Option<bool>,
     user_id_field: Option<String>,
     pkce: Option<bool>,
+    query_space: Option<QuerySpace>,
+    usage_whole_credits: Option<bool>,
 }
 
 impl RawProvider {
@@ -107,6 +109,8 @@ impl RawProvider {
         set(&mut p.password_grant, &self.password_grant);
         set(&mut p.user_id_field, &self.user_id_field);
         set(&mut p.pkce, &self.pkce);
+        set(&mut p.query_space, &self.query_space);
+        set(&mut p.usage_whole_credits, &self.usage_whole_credits);
         if let Some(params) = &self.extra_authorize_params {
             p.extra_authorize_params = params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         }

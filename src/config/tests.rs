@@ -210,3 +210,18 @@ fn callers_need_names_and_long_tokens() {
     .expect("valid");
     assert!(!format!("{s:?}").contains("0123456789abcdef"));
 }
+
+#[test]
+fn database_passwords_never_show() {
+    let s = load(
+        "database_url = \"postgres://app:pa55word@db:5432/ab\"",
+        &[("AUTHBROKER_ENCRYPTION_KEY", "k")],
+    )
+    .expect("valid");
+    assert!(!format!("{s:?}").contains("pa55word"));
+    assert_eq!(
+        redact_database_url("postgres://app:pa55word@db:5432/ab"),
+        "postgres://app:***@db:5432/ab"
+    );
+    assert!(!redact_database_url("postgres://app:pa55word@db:bad/ab").contains("pa55word"));
+}

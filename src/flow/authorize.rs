@@ -2,7 +2,7 @@
 
 use url::Url;
 
-use crate::providers::Profile;
+use crate::providers::{Profile, QuerySpace};
 
 /// What goes into one authorization URL.
 pub struct AuthorizeParams<'a> {
@@ -52,6 +52,12 @@ pub fn authorization_url(
             q.append_pair(k, v);
         }
     }
+    if profile.query_space == QuerySpace::Percent {
+        // The serializer writes spaces as '+' and a literal '+' as "%2B", so
+        // every '+' left in the query is a space.
+        let query = url.query().map(|q| q.replace('+', "%20"));
+        url.set_query(query.as_deref());
+    }
     Ok(url.into())
 }
 
@@ -81,6 +87,15 @@ mod tests {
             "https://joinares.com/oauth?client_id=cid&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb\
              &response_type=code&scope=read+write&state=st"
         );
+    }
+
+    #[test]
+    fn askara_url_encodes_spaces_as_its_document_does() {
+        let profile =
+            Profile::builtin(ProviderKind::Askara, Environment::Sandbox).expect("builtin");
+        let scopes = profile.default_scopes.clone();
+        let url = authorization_url(&profile, &params(&scopes, false)).expect("url");
+        assert!(url.contains("&scope=profile%20organization&"), "{url}");
     }
 
     #[test]

@@ -111,11 +111,11 @@ pub fn token_request(
             fields.push(("client_secret", client_secret.expose().to_owned()));
         }
         ClientAuth::Basic => {
-            // RFC 6749 §2.3.1: form-encode each part before joining, so a ':' in
-            // an id cannot shift the split.
-            let user = form_component(client_id);
-            let pass = form_component(client_secret.expose());
-            let credentials = STANDARD.encode(format!("{user}:{pass}"));
+            // Raw `base64(id:secret)`, as ARterra's document builds it
+            // (`Buffer.from('client:secret')`) and as most servers decode it;
+            // RFC 6749 §2.3.1's form-encoding first would break secrets with
+            // '+', '/' or '='.
+            let credentials = STANDARD.encode(format!("{client_id}:{}", client_secret.expose()));
             headers.push(("authorization", Secret::new(format!("Basic {credentials}"))));
         }
     }
@@ -147,10 +147,6 @@ pub fn token_request(
         headers,
         body: Some(Secret::new(body)),
     }
-}
-
-fn form_component(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 #[cfg(test)]

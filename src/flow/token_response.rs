@@ -94,13 +94,28 @@ pub enum ProviderFailure {
     },
 }
 
+impl ProviderFailure {
+    /// Removes `secret` from any provider text kept in this failure: a
+    /// provider that echoes the grant in its error must not leak it into
+    /// statuses, logs or stored reasons.
+    pub fn scrub(self, secret: &str) -> Self {
+        match self {
+            Self::Rejected { error, description } if !secret.is_empty() => Self::Rejected {
+                error,
+                description: description.map(|d| d.replace(secret, "[redacted]")),
+            },
+            other => other,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct SuccessBody {
     access_token: Option<String>,
     refresh_token: Option<String>,
     token_type: Option<String>,
     expires_in: Option<serde_json::Value>,
-    scope: Option<String>,
+    scope: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -162,7 +177,7 @@ pub fn parse_token_response(
             .filter(|t| !t.is_empty() && t.len() <= 32)
             .unwrap_or_else(|| "Bearer".into()),
         expires_in,
-        scope: parsed.scope,
+        scope: parsed.scope.and_then(normalize_scope),
     })
 }
 
@@ -190,6 +205,24 @@ fn parse_error(status: u16, body: &[u8]) -> ProviderFailure {
             reason: format!("token endpoint answered HTTP {status} without a JSON error"),
         },
     }
+}
+
+/// Granted scopes as one space-separated string, whether the provider sent a
+/// string (space- or comma-separated) or an array.
+fn normalize_scope(value: serde_json::Value) -> Option<String> {
+    let parts: Vec<String> = match value {
+        serde_json::Value::String(s) => s
+            .split([' ', ','])
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => return None,
+    };
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 /// 429 and 503 say the request was not processed; other 5xx may have been.
@@ -244,6 +277,39 @@ mod tests {
         assert!(t.refresh_token.is_none());
         assert_eq!(t.expires_in, Some(60));
         assert_eq!(t.token_type, "Bearer");
+    }
+
+    #[test]
+    fn scrub_removes_echoed_secrets() {
+        let failure = parse_token_response(
+            400,
+            "application/json",
+            br#"{"error":"invalid_grant","error_description":"token rt-123 is revoked"}"#,
+            None,
+        )
+        .err()
+        .map(|f| f.scrub("rt-123"));
+        assert!(
+            matches!(failure, Some(ProviderFailure::Rejected { description: Some(d), .. }) if d == "token [redacted] is revoked")
+        );
+    }
+
+    #[test]
+    fn scopes_are_normalized() {
+        let parse = |body: &[u8]| {
+            parse_token_response(200, "application/json", body, None)
+                .unwrap_or_else(|_| panic!("valid"))
+                .scope
+        };
+        assert_eq!(
+            parse(br#"{"access_token":"a","scope":"read,write"}"#).as_deref(),
+            Some("read write")
+        );
+        assert_eq!(
+            parse(br#"{"access_token":"a","scope":["read","write"]}"#).as_deref(),
+            Some("read write")
+        );
+        assert_eq!(parse(br#"{"access_token":"a","scope":""}"#), None);
     }
 
     #[test]

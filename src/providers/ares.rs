@@ -1,6 +1,6 @@
 //! ARES (documents 000 "Manual Integration" and 001 "Track Usage").
 
-use super::{BodyEncoding, ClientAuth, Profile};
+use super::{BodyEncoding, ClientAuth, Profile, QuerySpace};
 
 pub(super) fn profile() -> Profile {
     Profile {
@@ -30,5 +30,9 @@ pub(super) fn profile() -> Profile {
         password_grant: false,
         user_id_field: "id".into(),
         pkce: false,
+        // 000: "scope=read+write".
+        query_space: QuerySpace::Plus,
+        // 001: every example reports whole credits ("credits: 1").
+        usage_whole_credits: true,
     }
 }

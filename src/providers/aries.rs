@@ -1,6 +1,6 @@
 //! Aries (document 002 "Authorization Code flow").
 
-use super::{BodyEncoding, ClientAuth, Profile};
+use super::{BodyEncoding, ClientAuth, Profile, QuerySpace};
 
 pub(super) fn profile() -> Profile {
     Profile {
@@ -28,5 +28,7 @@ pub(super) fn profile() -> Profile {
         password_grant: false,
         user_id_field: "id".into(),
         pkce: false,
+        query_space: QuerySpace::Plus,
+        usage_whole_credits: false,
     }
 }

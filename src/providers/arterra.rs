@@ -1,6 +1,6 @@
 //! ARterra Labs (document 004 "OAuth2").
 
-use super::{BodyEncoding, ClientAuth, Environment, Profile};
+use super::{BodyEncoding, ClientAuth, Environment, Profile, QuerySpace};
 
 pub(super) fn profile(environment: Environment) -> Profile {
     // 004: "Sandbox ... https://staging.arterra.co/oauth2-login. For live env - https://app.arterra.co/oauth2-login."
@@ -38,5 +38,7 @@ pub(super) fn profile(environment: Environment) -> Profile {
         password_grant: true,
         user_id_field: "id".into(),
         pkce: false,
+        query_space: QuerySpace::Plus,
+        usage_whole_credits: false,
     }
 }

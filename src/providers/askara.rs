@@ -1,6 +1,6 @@
 //! Askara (document 003 "OAuth2 guide").
 
-use super::{BodyEncoding, ClientAuth, Profile};
+use super::{BodyEncoding, ClientAuth, Profile, QuerySpace};
 
 pub(super) fn profile() -> Profile {
     Profile {
@@ -29,5 +29,8 @@ pub(super) fn profile() -> Profile {
         password_grant: false,
         user_id_field: "id".into(),
         pkce: false,
+        // 003 Step 1: "scope=profile%20organization".
+        query_space: QuerySpace::Percent,
+        usage_whole_credits: false,
     }
 }

@@ -102,6 +102,7 @@ pub async fn write_tokens(
     expected_version: i64,
     tokens: TokenWrite,
     scopes: Option<&str>,
+    redirect_uri: Option<&str>,
     now: i64,
 ) -> Result<bool, sea_orm::DbErr> {
     let mut update = Entity::update_many()
@@ -122,6 +123,9 @@ pub async fn write_tokens(
         .col_expr(Column::RefreshStartedAt, Expr::value(Option::<i64>::None));
     if let Some(scopes) = scopes {
         update = update.col_expr(Column::Scopes, Expr::value(scopes));
+    }
+    if let Some(uri) = redirect_uri {
+        update = update.col_expr(Column::RedirectUri, Expr::value(uri));
     }
     let result = update
         .filter(Column::Id.eq(id))
@@ -232,4 +236,14 @@ pub async fn expiring(
         .limit(limit)
         .all(db)
         .await
+}
+
+/// Whether any connection holds sealed tokens (used to refuse generating a
+/// new key over data sealed under a lost one).
+pub async fn any_sealed(db: &DatabaseConnection) -> Result<bool, sea_orm::DbErr> {
+    Ok(Entity::find()
+        .filter(Column::AccessToken.is_not_null())
+        .one(db)
+        .await?
+        .is_some())
 }

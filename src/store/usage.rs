@@ -129,3 +129,23 @@ pub async fn delete_settled_before(
         .await?
         .rows_affected)
 }
+
+/// Turns an abandoned pending claim into `unknown`.
+pub async fn mark_unknown(
+    db: &DatabaseConnection,
+    id: &str,
+    now: i64,
+) -> Result<(), sea_orm::DbErr> {
+    Entity::update_many()
+        .col_expr(Column::Status, Expr::value(status::UNKNOWN))
+        .col_expr(
+            Column::Error,
+            Expr::value("the attempt was abandoned mid-call (process stopped)"),
+        )
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .filter(Column::Id.eq(id))
+        .filter(Column::Status.eq(status::PENDING))
+        .exec(db)
+        .await?;
+    Ok(())
+}

@@ -118,3 +118,29 @@ async fn the_generated_key_file_is_private() {
     assert_eq!(mode & 0o777, 0o600);
     assert!(app.logs().contains("generated one beside the database"));
 }
+
+#[tokio::test]
+async fn a_lost_key_file_is_refused_rather_than_replaced() {
+    let app = TestApp::spawn().await;
+    let mut client = app.billing().await;
+    connect(&app, &mut client, "aries", "u").await;
+    let mut app = app;
+    app.stop().await;
+    std::fs::remove_file(app.dir.path().join("authbroker.key")).expect("remove key");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authbroker"))
+        .args(["serve", "--config"])
+        .arg(app.dir.path().join("authbroker.toml"))
+        .env_clear()
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("key file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !app.dir.path().join("authbroker.key").exists(),
+        "no new key was generated"
+    );
+}
