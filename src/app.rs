@@ -79,9 +79,9 @@ pub async fn serve(
     }
     let key = key::load(&settings.key)?;
     let http = HttpClient::new(&settings.http).context("building the HTTP client")?;
-    // A lease outlasts the slowest refresh: every attempt timing out, plus backoff.
-    let lease =
-        (settings.http.timeout + settings.http.connect_timeout) * 3 + Duration::from_secs(5);
+    // A lease outlasts the slowest refresh: every attempt timing out (reqwest's
+    // total timeout includes connecting), plus ~2.5 s of backoff.
+    let lease = settings.http.timeout * 3 + Duration::from_secs(3);
     let broker = Broker::new(
         db.clone(),
         key,

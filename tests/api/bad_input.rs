@@ -5,9 +5,8 @@ use tonic::Code;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn begin_auth_fields_are_validated() {
-    let app = TestApp::spawn().await;
+async fn begin_auth_fields_are_validated(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let base = || pb::BeginAuthRequest {
         provider: "ares".into(),
@@ -82,9 +81,8 @@ async fn begin_auth_fields_are_validated() {
     }
 }
 
-#[tokio::test]
-async fn other_rpcs_name_their_fields() {
-    let app = TestApp::spawn().await;
+async fn other_rpcs_name_their_fields(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     assert_status(
         token(&mut client, "", 60).await,
@@ -180,9 +178,8 @@ async fn other_rpcs_name_their_fields() {
     connect(&app, &mut client, "ares", "u").await;
 }
 
-#[tokio::test]
-async fn connections_can_be_listed_and_fetched() {
-    let app = TestApp::spawn().await;
+async fn connections_can_be_listed_and_fetched(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let a = connect(&app, &mut client, "ares", "alice").await;
     let b = connect(&app, &mut client, "askara", "alice").await;
@@ -233,3 +230,9 @@ async fn connections_can_be_listed_and_fetched() {
             && got.updated_at.is_some()
     );
 }
+
+on_both!(
+    begin_auth_fields_are_validated,
+    other_rpcs_name_their_fields,
+    connections_can_be_listed_and_fetched,
+);

@@ -142,6 +142,7 @@ struct State {
     fault: Fault,
     userinfo_fault: Fault,
     delay: Duration,
+    answer_delay: Duration,
     requests: Vec<RecordedRequest>,
     rejections: Vec<String>,
 }
@@ -181,6 +182,7 @@ impl FakeProvider {
                 fault: Fault::None,
                 userinfo_fault: Fault::None,
                 delay: Duration::ZERO,
+                answer_delay: Duration::ZERO,
                 requests: Vec::new(),
                 rejections: Vec::new(),
             }),
@@ -318,6 +320,13 @@ impl FakeProvider {
     /// Added before the token endpoint looks at a request (a slow provider).
     pub fn set_delay(&self, d: Duration) {
         self.inner.lock().delay = d;
+    }
+
+    /// Added after a token request was processed (code used, refresh token
+    /// rotated) and before the answer is sent: the window in which a client
+    /// crash loses the new tokens.
+    pub fn set_answer_delay(&self, d: Duration) {
+        self.inner.lock().answer_delay = d;
     }
 
     /// Every access token issued so far is rejected (401) by userinfo/usage.

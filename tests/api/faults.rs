@@ -21,12 +21,14 @@ fn faults() -> Vec<(Fault, &'static str)> {
     ]
 }
 
-#[tokio::test]
-async fn code_exchange_faults_are_unavailable() {
-    let app = TestApp::spawn_with(Options {
-        http_timeout_ms: 800,
-        ..Options::default()
-    })
+async fn code_exchange_faults_are_unavailable(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            http_timeout_ms: 800,
+            ..Options::default()
+        },
+    )
     .await;
     let mut client = app.billing().await;
     for (fault, needle) in faults() {
@@ -44,12 +46,14 @@ async fn code_exchange_faults_are_unavailable() {
     connect(&app, &mut client, "askara", "u").await;
 }
 
-#[tokio::test]
-async fn refresh_faults_are_unavailable_and_keep_the_connection() {
-    let app = TestApp::spawn_with(Options {
-        http_timeout_ms: 800,
-        ..Options::default()
-    })
+async fn refresh_faults_are_unavailable_and_keep_the_connection(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            http_timeout_ms: 800,
+            ..Options::default()
+        },
+    )
     .await;
     let mut client = app.billing().await;
     // The stored token is dead by the time the faults begin: nothing to fall back on.
@@ -96,9 +100,8 @@ async fn refresh_faults_are_unavailable_and_keep_the_connection() {
         .expect("refresh once the provider is back");
 }
 
-#[tokio::test]
-async fn a_still_valid_token_is_served_through_an_outage() {
-    let app = TestApp::spawn().await;
+async fn a_still_valid_token_is_served_through_an_outage(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     app.fakes.askara.set_token_lifetime(Some(600));
     let conn = connect(&app, &mut client, "askara", "u").await;
@@ -122,9 +125,8 @@ async fn a_still_valid_token_is_served_through_an_outage() {
     assert_eq!(forced.expect_err("unavailable").code(), Code::Unavailable);
 }
 
-#[tokio::test]
-async fn user_endpoint_faults_are_unavailable() {
-    let app = TestApp::spawn().await;
+async fn user_endpoint_faults_are_unavailable(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let conn = connect(&app, &mut client, "ares", "u").await;
     for (fault, code) in [
@@ -149,9 +151,8 @@ async fn user_endpoint_faults_are_unavailable() {
         .expect("user info once the provider is back");
 }
 
-#[tokio::test]
-async fn an_unreachable_provider_is_unavailable() {
-    let app = TestApp::spawn_with(Options {
+async fn an_unreachable_provider_is_unavailable(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Options {
         extra_providers: Some(std::sync::Arc::new(|_: &Fakes| {
             format!(
                 "[providers.gone]\nkind = \"aries\"\nclient_id = \"c\"\nclient_secret = \"s\"\nredirect_uris = [\"{CALLBACK}\"]\n\
@@ -174,8 +175,7 @@ async fn an_unreachable_provider_is_unavailable() {
     assert_status(result, Code::Unavailable, "could not be reached");
 }
 
-#[tokio::test]
-async fn an_oversized_answer_is_refused() {
+async fn an_oversized_answer_is_refused(backend: Backend) {
     // A token endpoint that streams 4 MiB: more than the 1 MiB cap.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -188,7 +188,7 @@ async fn an_oversized_answer_is_refused() {
         }),
     );
     tokio::spawn(async move { axum::serve(listener, router).await });
-    let app = TestApp::spawn_with(Options {
+    let app = TestApp::spawn_with(backend, Options {
         extra_providers: Some(std::sync::Arc::new(move |_: &Fakes| {
             format!(
                 "[providers.huge]\nkind = \"aries\"\nclient_id = \"c\"\nclient_secret = \"s\"\nredirect_uris = [\"{CALLBACK}\"]\n\
@@ -211,3 +211,12 @@ async fn an_oversized_answer_is_refused() {
     // Still serving.
     connect(&app, &mut client, "ares", "u").await;
 }
+
+on_both!(
+    code_exchange_faults_are_unavailable,
+    refresh_faults_are_unavailable_and_keep_the_connection,
+    a_still_valid_token_is_served_through_an_outage,
+    user_endpoint_faults_are_unavailable,
+    an_unreachable_provider_is_unavailable,
+    an_oversized_answer_is_refused,
+);

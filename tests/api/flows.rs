@@ -7,8 +7,8 @@ use crate::helpers::*;
 
 /// Begin, approve, complete; then the token is served from storage while it
 /// lives long enough and refreshed with the provider's exact format when not.
-async fn full_flow(provider: &str, rotates: bool) {
-    let app = TestApp::spawn().await;
+async fn full_flow(backend: Backend, provider: &str, rotates: bool) {
+    let app = TestApp::spawn(backend).await;
     let fake = app.fakes.get(provider);
     fake.set_token_lifetime(Some(600));
     let mut client = app.billing().await;
@@ -83,29 +83,24 @@ async fn full_flow(provider: &str, rotates: bool) {
     }
 }
 
-#[tokio::test]
-async fn ares_full_flow() {
-    full_flow("ares", true).await;
+async fn ares_full_flow(backend: Backend) {
+    full_flow(backend, "ares", true).await;
 }
 
-#[tokio::test]
-async fn aries_full_flow() {
-    full_flow("aries", false).await;
+async fn aries_full_flow(backend: Backend) {
+    full_flow(backend, "aries", false).await;
 }
 
-#[tokio::test]
-async fn askara_full_flow() {
-    full_flow("askara", true).await;
+async fn askara_full_flow(backend: Backend) {
+    full_flow(backend, "askara", true).await;
 }
 
-#[tokio::test]
-async fn arterra_full_flow() {
-    full_flow("arterra", true).await;
+async fn arterra_full_flow(backend: Backend) {
+    full_flow(backend, "arterra", true).await;
 }
 
-#[tokio::test]
-async fn default_scopes_follow_each_document() {
-    let app = TestApp::spawn().await;
+async fn default_scopes_follow_each_document(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     for (provider, expected) in [
         ("ares", Some("read write")),
@@ -142,9 +137,8 @@ async fn default_scopes_follow_each_document() {
     assert_eq!(conn.scopes, vec!["read".to_string()]);
 }
 
-#[tokio::test]
-async fn reconnecting_the_same_account_updates_the_connection() {
-    let app = TestApp::spawn().await;
+async fn reconnecting_the_same_account_updates_the_connection(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let first = connect(&app, &mut client, "ares", "end-user-1").await;
     let second = connect(&app, &mut client, "ares", "end-user-1").await;
@@ -169,9 +163,8 @@ async fn reconnecting_the_same_account_updates_the_connection() {
     assert_ne!(other.id, first.id);
 }
 
-#[tokio::test]
-async fn denial_is_an_outcome_not_an_error() {
-    let app = TestApp::spawn().await;
+async fn denial_is_an_outcome_not_an_error(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     for provider in ["ares", "aries", "askara"] {
         let begun = begin(&mut client, provider, "u").await;
@@ -193,9 +186,8 @@ async fn denial_is_an_outcome_not_an_error() {
     }
 }
 
-#[tokio::test]
-async fn arterra_sign_up_link_and_pending_verification() {
-    let app = TestApp::spawn().await;
+async fn arterra_sign_up_link_and_pending_verification(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let begun = client
         .begin_auth(pb::BeginAuthRequest {
@@ -248,9 +240,8 @@ async fn arterra_sign_up_link_and_pending_verification() {
     );
 }
 
-#[tokio::test]
-async fn sign_up_is_refused_where_there_are_no_sign_up_links() {
-    let app = TestApp::spawn().await;
+async fn sign_up_is_refused_where_there_are_no_sign_up_links(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let result = client
         .begin_auth(pb::BeginAuthRequest {
@@ -264,9 +255,8 @@ async fn sign_up_is_refused_where_there_are_no_sign_up_links() {
     assert_status(result, Code::InvalidArgument, "sign_up");
 }
 
-#[tokio::test]
-async fn password_grant_only_where_offered_and_allowed() {
-    let app = TestApp::spawn().await;
+async fn password_grant_only_where_offered_and_allowed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let conn = client
         .sign_in_with_password(pb::SignInWithPasswordRequest {
@@ -309,8 +299,7 @@ async fn password_grant_only_where_offered_and_allowed() {
     assert_eq!(app.fakes.ares.token_requests("password"), 0);
 }
 
-#[tokio::test]
-async fn password_grant_is_off_unless_configured() {
+async fn password_grant_is_off_unless_configured(backend: Backend) {
     // A second ARterra provider, declared without allow_password_grant.
     let options = Options {
         extra_providers: Some(std::sync::Arc::new(|fakes: &Fakes| {
@@ -325,7 +314,7 @@ async fn password_grant_is_off_unless_configured() {
         })),
         ..Options::default()
     };
-    let app = TestApp::spawn_with(options).await;
+    let app = TestApp::spawn_with(backend, options).await;
     let mut client = app.billing().await;
     let result = client
         .sign_in_with_password(pb::SignInWithPasswordRequest {
@@ -338,9 +327,8 @@ async fn password_grant_is_off_unless_configured() {
     assert_status(result, Code::FailedPrecondition, "allow_password_grant");
 }
 
-#[tokio::test]
-async fn redirect_uri_must_be_registered_or_unambiguous() {
-    let app = TestApp::spawn().await;
+async fn redirect_uri_must_be_registered_or_unambiguous(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let unregistered = client
         .begin_auth(pb::BeginAuthRequest {
@@ -405,8 +393,7 @@ async fn redirect_uri_must_be_registered_or_unambiguous() {
     );
 }
 
-#[tokio::test]
-async fn the_generic_oauth2_kind_is_configured_by_knobs_alone() {
+async fn the_generic_oauth2_kind_is_configured_by_knobs_alone(backend: Backend) {
     // Askara's dialect (JSON body, credentials in the body, no redirect_uri on
     // refresh) and ARterra's (Basic, minimal JSON) described as plain oauth2.
     let options = Options {
@@ -432,7 +419,7 @@ async fn the_generic_oauth2_kind_is_configured_by_knobs_alone() {
         })),
         ..Options::default()
     };
-    let app = TestApp::spawn_with(options).await;
+    let app = TestApp::spawn_with(backend, options).await;
     let mut client = app.billing().await;
     for (provider, fake) in [
         ("custom_json", &app.fakes.askara),
@@ -471,3 +458,19 @@ async fn the_generic_oauth2_kind_is_configured_by_knobs_alone() {
         );
     }
 }
+
+on_both!(
+    ares_full_flow,
+    aries_full_flow,
+    askara_full_flow,
+    arterra_full_flow,
+    default_scopes_follow_each_document,
+    reconnecting_the_same_account_updates_the_connection,
+    denial_is_an_outcome_not_an_error,
+    arterra_sign_up_link_and_pending_verification,
+    sign_up_is_refused_where_there_are_no_sign_up_links,
+    password_grant_only_where_offered_and_allowed,
+    password_grant_is_off_unless_configured,
+    redirect_uri_must_be_registered_or_unambiguous,
+    the_generic_oauth2_kind_is_configured_by_knobs_alone,
+);

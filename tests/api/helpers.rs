@@ -20,7 +20,11 @@ use tonic::{
     transport::Channel,
 };
 
-use crate::fake::{FakeProvider, Kind};
+pub use crate::db::Backend;
+use crate::{
+    db::TestDb,
+    fake::{FakeProvider, Kind},
+};
 
 /// Redirect URI registered at every fake and in authbroker's config.
 pub const CALLBACK: &str = "https://app.example.com/oauth/callback";
@@ -47,6 +51,8 @@ pub struct Options {
     pub http_timeout_ms: u64,
     /// Whether to configure callers (otherwise unauthenticated loopback mode).
     pub callers: bool,
+    /// Reach PostgreSQL through this local port (a test-controlled proxy).
+    pub database_port: Option<u16>,
     /// TOML appended after the generated provider sections, built from the fakes.
     pub extra_providers: Option<ExtraProviders>,
 }
@@ -58,6 +64,7 @@ impl Default for Options {
             http_timeout_ms: 3_000,
             callers: true,
             extra_providers: None,
+            database_port: None,
         }
     }
 }
@@ -141,26 +148,44 @@ pub struct TestApp {
     pub addr: String,
     pub fakes: Arc<Fakes>,
     pub dir: Arc<tempfile::TempDir>,
+    pub db: Arc<TestDb>,
     pub options: Options,
     child: Option<Child>,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
 impl TestApp {
-    /// Starts the fakes and the server with default options.
-    pub async fn spawn() -> TestApp {
-        Self::spawn_with(Options::default()).await
+    /// Starts the fakes and the server on `backend` with default options.
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, Options::default()).await
     }
 
-    /// Starts the fakes and the server.
-    pub async fn spawn_with(options: Options) -> TestApp {
+    /// Starts the fakes and the server on `backend`.
+    pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
         let fakes = Arc::new(Fakes::start().await);
         let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-        Self::start(fakes, dir, options).await
+        let db = Arc::new(TestDb::create(backend, dir.path()).await);
+        Self::start(fakes, dir, db, options).await
     }
 
-    async fn start(fakes: Arc<Fakes>, dir: Arc<tempfile::TempDir>, options: Options) -> TestApp {
-        let config = config_toml(&fakes, &dir, &options);
+    /// Another server process on the same database, key and fakes: a replica.
+    pub async fn replica(&self) -> TestApp {
+        Self::start(
+            self.fakes.clone(),
+            self.dir.clone(),
+            self.db.clone(),
+            self.options.clone(),
+        )
+        .await
+    }
+
+    async fn start(
+        fakes: Arc<Fakes>,
+        dir: Arc<tempfile::TempDir>,
+        db: Arc<TestDb>,
+        options: Options,
+    ) -> TestApp {
+        let config = config_toml(&fakes, &db, &options);
         let config_path = dir.path().join("authbroker.toml");
         std::fs::write(&config_path, config).expect("write config");
         let logs = Arc::new(Mutex::new(Vec::new()));
@@ -169,9 +194,17 @@ impl TestApp {
             addr,
             fakes,
             dir,
+            db,
             options,
             child: Some(child),
             logs,
+        }
+    }
+
+    /// SIGKILL: the process dies mid-whatever, as in a node failure.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("kill");
         }
     }
 
@@ -180,7 +213,13 @@ impl TestApp {
     pub async fn restart(mut self) -> TestApp {
         self.stop().await;
         let logs = self.logs.lock().expect("logs").clone();
-        let next = Self::start(self.fakes.clone(), self.dir.clone(), self.options.clone()).await;
+        let next = Self::start(
+            self.fakes.clone(),
+            self.dir.clone(),
+            self.db.clone(),
+            self.options.clone(),
+        )
+        .await;
         next.logs.lock().expect("logs").splice(0..0, logs);
         next
     }
@@ -228,23 +267,37 @@ impl TestApp {
         self.logs.lock().expect("logs").join("\n")
     }
 
-    /// The SQLite database file and its WAL, as bytes.
-    pub fn database_bytes(&self) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        for name in ["authbroker.db", "authbroker.db-wal", "authbroker.db-shm"] {
-            if let Ok(b) = std::fs::read(self.dir.path().join(name)) {
-                bytes.extend(b);
+    /// Everything the database holds, as text: the SQLite file and its WAL
+    /// as raw bytes, or every PostgreSQL row.
+    pub async fn database_contents(&self) -> String {
+        match self.db.backend {
+            Backend::Sqlite => {
+                let mut bytes = Vec::new();
+                for name in ["authbroker.db", "authbroker.db-wal", "authbroker.db-shm"] {
+                    if let Ok(b) = std::fs::read(self.dir.path().join(name)) {
+                        bytes.extend(b);
+                    }
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
             }
+            Backend::Postgres => self.db.dump().await,
         }
-        bytes
     }
 }
 
-fn config_toml(fakes: &Fakes, dir: &tempfile::TempDir, options: &Options) -> String {
+fn config_toml(fakes: &Fakes, db: &TestDb, options: &Options) -> String {
+    let key = db
+        .key
+        .as_ref()
+        .map(|k| format!("encryption_key = \"{k}\"\n"))
+        .unwrap_or_default();
     let mut toml = format!(
-        "listen = \"127.0.0.1:0\"\ndatabase_url = \"sqlite://{}/authbroker.db\"\nlog_format = \"json\"\n{}\n\
+        "listen = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\nlog_format = \"json\"\n{key}{}\n\
          [http]\nconnect_timeout_ms = 1000\ntimeout_ms = {}\n",
-        dir.path().display(),
+        match options.database_port {
+            Some(port) => db.url.replace(":5432/", &format!(":{port}/")),
+            None => db.url.clone(),
+        },
         options.extra_config,
         options.http_timeout_ms,
     );

@@ -5,9 +5,8 @@ use tonic::Code;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn missing_or_wrong_tokens_are_unauthenticated() {
-    let app = TestApp::spawn().await;
+async fn missing_or_wrong_tokens_are_unauthenticated(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     for token in [None, Some("not-a-valid-token-at-all")] {
         let mut client = app.client(token).await;
         let result = client
@@ -17,9 +16,8 @@ async fn missing_or_wrong_tokens_are_unauthenticated() {
     }
 }
 
-#[tokio::test]
-async fn another_callers_connection_is_not_found() {
-    let app = TestApp::spawn().await;
+async fn another_callers_connection_is_not_found(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut billing = app.billing().await;
     let mut search = app.search().await;
     let conn = connect(&app, &mut billing, "ares", "shared-subject").await;
@@ -86,12 +84,14 @@ async fn another_callers_connection_is_not_found() {
         .expect("owner still served");
 }
 
-#[tokio::test]
-async fn without_callers_loopback_calls_are_accepted_and_logged() {
-    let app = TestApp::spawn_with(Options {
-        callers: false,
-        ..Options::default()
-    })
+async fn without_callers_loopback_calls_are_accepted_and_logged(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            callers: false,
+            ..Options::default()
+        },
+    )
     .await;
     let mut client = app.client(None).await;
     let conn = connect(&app, &mut client, "askara", "u").await;
@@ -101,3 +101,9 @@ async fn without_callers_loopback_calls_are_accepted_and_logged() {
         "the open mode is announced"
     );
 }
+
+on_both!(
+    missing_or_wrong_tokens_are_unauthenticated,
+    another_callers_connection_is_not_found,
+    without_callers_loopback_calls_are_accepted_and_logged,
+);

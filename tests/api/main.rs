@@ -1,4 +1,29 @@
+//! The integration suite: the real `authbroker` binary against strict fake
+//! providers, on SQLite and on PostgreSQL.
+
+/// Turns `async fn scenario(backend: Backend)` items into two tests each,
+/// `scenario::sqlite` and `scenario::postgres`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(crate::helpers::Backend::Sqlite).await
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(crate::helpers::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
 mod bad_input;
+mod cluster;
+mod db;
 mod fake;
 mod fake_strictness;
 mod faults;
@@ -6,6 +31,7 @@ mod flows;
 mod helpers;
 mod isolation;
 mod persistence;
+mod proxy;
 mod server;
 mod states;
 mod tokens;

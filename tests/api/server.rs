@@ -19,9 +19,8 @@ async fn channel(app: &TestApp) -> Channel {
         .expect("connect")
 }
 
-#[tokio::test]
-async fn health_reports_serving_without_authentication() {
-    let app = TestApp::spawn().await;
+async fn health_reports_serving_without_authentication(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut health = HealthClient::new(channel(&app).await);
     for service in ["", "authbroker.v1.AuthBroker"] {
         let status = health
@@ -36,9 +35,8 @@ async fn health_reports_serving_without_authentication() {
     }
 }
 
-#[tokio::test]
-async fn reflection_lists_the_services() {
-    let app = TestApp::spawn().await;
+async fn reflection_lists_the_services(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut reflection = ServerReflectionClient::new(channel(&app).await);
     let request = ServerReflectionRequest {
         host: String::new(),
@@ -174,3 +172,8 @@ fn the_example_config_is_valid() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("4 provider(s), 1 caller(s)"));
 }
+
+on_both!(
+    health_reports_serving_without_authentication,
+    reflection_lists_the_services,
+);

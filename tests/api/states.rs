@@ -7,9 +7,8 @@ use tonic::Code;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn a_used_state_cannot_be_replayed() {
-    let app = TestApp::spawn().await;
+async fn a_used_state_cannot_be_replayed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let begun = begin(&mut client, "ares", "u").await;
     let params = app.fakes.ares.approve(&begun.authorization_url, USER).await;
@@ -23,9 +22,8 @@ async fn a_used_state_cannot_be_replayed() {
     );
 }
 
-#[tokio::test]
-async fn an_unknown_state_is_refused_without_a_provider_call() {
-    let app = TestApp::spawn().await;
+async fn an_unknown_state_is_refused_without_a_provider_call(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let begun = begin(&mut client, "ares", "u").await;
     let mut params = app.fakes.ares.approve(&begun.authorization_url, USER).await;
@@ -38,12 +36,14 @@ async fn an_unknown_state_is_refused_without_a_provider_call() {
     assert_eq!(app.fakes.ares.token_requests("authorization_code"), 0);
 }
 
-#[tokio::test]
-async fn an_expired_state_is_refused() {
-    let app = TestApp::spawn_with(Options {
-        extra_config: "state_ttl_secs = 1".into(),
-        ..Options::default()
-    })
+async fn an_expired_state_is_refused(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            extra_config: "state_ttl_secs = 1".into(),
+            ..Options::default()
+        },
+    )
     .await;
     let mut client = app.billing().await;
     let begun = begin(&mut client, "askara", "u").await;
@@ -61,9 +61,8 @@ async fn an_expired_state_is_refused() {
     assert_eq!(app.fakes.askara.token_requests("authorization_code"), 0);
 }
 
-#[tokio::test]
-async fn a_state_begun_by_another_caller_is_refused_and_left_usable() {
-    let app = TestApp::spawn().await;
+async fn a_state_begun_by_another_caller_is_refused_and_left_usable(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut billing = app.billing().await;
     let mut search = app.search().await;
     let begun = begin(&mut billing, "aries", "u").await;
@@ -82,9 +81,8 @@ async fn a_state_begun_by_another_caller_is_refused_and_left_usable() {
     complete(&mut billing, params).await;
 }
 
-#[tokio::test]
-async fn concurrent_completions_of_one_state_exchange_the_code_once() {
-    let app = TestApp::spawn().await;
+async fn concurrent_completions_of_one_state_exchange_the_code_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let begun = begin(&mut client, "ares", "u").await;
     let params = app.fakes.ares.approve(&begun.authorization_url, USER).await;
@@ -104,3 +102,11 @@ async fn concurrent_completions_of_one_state_exchange_the_code_once() {
     assert_eq!(ok, 1);
     assert_eq!(app.fakes.ares.token_requests("authorization_code"), 1);
 }
+
+on_both!(
+    a_used_state_cannot_be_replayed,
+    an_unknown_state_is_refused_without_a_provider_call,
+    an_expired_state_is_refused,
+    a_state_begun_by_another_caller_is_refused_and_left_usable,
+    concurrent_completions_of_one_state_exchange_the_code_once,
+);

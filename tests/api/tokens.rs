@@ -6,9 +6,8 @@ use tonic::Code;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn concurrent_callers_cause_one_refresh_and_get_the_same_token() {
-    let app = TestApp::spawn().await;
+async fn concurrent_callers_cause_one_refresh_and_get_the_same_token(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     // The stored token lives 30 s and callers need 60: it must be refreshed.
     // The refreshed one lives an hour, so a caller that reads the row only
@@ -38,9 +37,8 @@ async fn concurrent_callers_cause_one_refresh_and_get_the_same_token() {
     );
 }
 
-#[tokio::test]
-async fn force_refresh_always_refreshes() {
-    let app = TestApp::spawn().await;
+async fn force_refresh_always_refreshes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let conn = connect(&app, &mut client, "ares", "u").await;
     let before = token(&mut client, &conn.id, 60).await.expect("token");
@@ -57,9 +55,8 @@ async fn force_refresh_always_refreshes() {
     assert_eq!(app.fakes.ares.refreshes_accepted(), 1);
 }
 
-#[tokio::test]
-async fn invalid_grant_marks_the_connection_needs_reauth() {
-    let app = TestApp::spawn().await;
+async fn invalid_grant_marks_the_connection_needs_reauth(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let conn = connect(&app, &mut client, "arterra", "u").await;
     app.fakes.arterra.revoke_refresh_tokens();
@@ -96,9 +93,8 @@ async fn invalid_grant_marks_the_connection_needs_reauth() {
     );
 }
 
-#[tokio::test]
-async fn a_missing_expires_in_uses_the_profile_default() {
-    let app = TestApp::spawn().await;
+async fn a_missing_expires_in_uses_the_profile_default(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     app.fakes.aries.set_token_lifetime(None);
     let conn = connect(&app, &mut client, "aries", "u").await;
@@ -119,9 +115,8 @@ async fn a_missing_expires_in_uses_the_profile_default() {
     assert_eq!(app.fakes.aries.refreshes_accepted(), 1);
 }
 
-#[tokio::test]
-async fn revoked_connections_serve_no_tokens() {
-    let app = TestApp::spawn().await;
+async fn revoked_connections_serve_no_tokens(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let conn = connect(&app, &mut client, "ares", "u").await;
     let revoked = client
@@ -148,3 +143,11 @@ async fn revoked_connections_serve_no_tokens() {
         .await
         .expect("revoke again");
 }
+
+on_both!(
+    concurrent_callers_cause_one_refresh_and_get_the_same_token,
+    force_refresh_always_refreshes,
+    invalid_grant_marks_the_connection_needs_reauth,
+    a_missing_expires_in_uses_the_profile_default,
+    revoked_connections_serve_no_tokens,
+);

@@ -16,9 +16,8 @@ fn usage(id: &str, key: &str, credits: f64) -> pb::RecordUsageRequest {
     }
 }
 
-#[tokio::test]
-async fn usage_is_reported_once_and_replayed() {
-    let app = TestApp::spawn().await;
+async fn usage_is_reported_once_and_replayed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let conn = connect(&app, &mut client, "ares", "u").await;
 
@@ -64,9 +63,8 @@ async fn usage_is_reported_once_and_replayed() {
     );
 }
 
-#[tokio::test]
-async fn same_key_different_payload_is_already_exists() {
-    let app = TestApp::spawn().await;
+async fn same_key_different_payload_is_already_exists(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let conn = connect(&app, &mut client, "ares", "u").await;
     client
@@ -81,9 +79,8 @@ async fn same_key_different_payload_is_already_exists() {
     assert_eq!(app.fakes.ares.usage_calls(), 1);
 }
 
-#[tokio::test]
-async fn concurrent_duplicates_reach_the_provider_once() {
-    let app = TestApp::spawn().await;
+async fn concurrent_duplicates_reach_the_provider_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let conn = connect(&app, &mut client, "ares", "u").await;
     let mut tasks = Vec::new();
@@ -106,9 +103,8 @@ async fn concurrent_duplicates_reach_the_provider_once() {
     assert_eq!(app.fakes.ares.credits_of(USER), CREDITS - 2);
 }
 
-#[tokio::test]
-async fn a_provider_rejection_returns_its_message_and_is_final() {
-    let app = TestApp::spawn().await;
+async fn a_provider_rejection_returns_its_message_and_is_final(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let conn = connect(&app, &mut client, "ares", "u").await;
     let too_much = client
@@ -123,9 +119,8 @@ async fn a_provider_rejection_returns_its_message_and_is_final() {
     assert_eq!(app.fakes.ares.credits_of(USER), CREDITS);
 }
 
-#[tokio::test]
-async fn usage_needs_a_provider_with_a_usage_endpoint_and_valid_credits() {
-    let app = TestApp::spawn().await;
+async fn usage_needs_a_provider_with_a_usage_endpoint_and_valid_credits(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let conn = connect(&app, &mut client, "askara", "u").await;
     assert_status(
@@ -154,9 +149,8 @@ async fn usage_needs_a_provider_with_a_usage_endpoint_and_valid_credits() {
     assert_eq!(app.fakes.ares.usage_calls(), 0);
 }
 
-#[tokio::test]
-async fn an_expired_token_is_refreshed_before_reporting() {
-    let app = TestApp::spawn().await;
+async fn an_expired_token_is_refreshed_before_reporting(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let conn = connect(&app, &mut client, "ares", "u").await;
     // The provider now rejects the stored token: one 401, one refresh, one retry.
@@ -171,9 +165,8 @@ async fn an_expired_token_is_refreshed_before_reporting() {
     assert_eq!(app.fakes.ares.credits_of(USER), CREDITS - 1);
 }
 
-#[tokio::test]
-async fn a_provider_outage_leaves_the_key_retryable() {
-    let app = TestApp::spawn().await;
+async fn a_provider_outage_leaves_the_key_retryable(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let conn = connect(&app, &mut client, "ares", "u").await;
     // The token endpoint is down and the stored token is too short: nothing is sent.
@@ -203,3 +196,13 @@ async fn a_provider_outage_leaves_the_key_retryable() {
         Some(V::NumberValue((CREDITS - 1) as f64))
     );
 }
+
+on_both!(
+    usage_is_reported_once_and_replayed,
+    same_key_different_payload_is_already_exists,
+    concurrent_duplicates_reach_the_provider_once,
+    a_provider_rejection_returns_its_message_and_is_final,
+    usage_needs_a_provider_with_a_usage_endpoint_and_valid_credits,
+    an_expired_token_is_refreshed_before_reporting,
+    a_provider_outage_leaves_the_key_retryable,
+);

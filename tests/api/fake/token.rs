@@ -58,6 +58,12 @@ pub(super) async fn endpoint(
         return Ok(response);
     }
     let issued = redeem(&fake, grant)?;
+    // A slow answer after the grant was spent: a client that dies now has
+    // lost the new tokens while the provider already rotated.
+    let answer_delay = fake.lock().answer_delay;
+    if !answer_delay.is_zero() {
+        tokio::time::sleep(answer_delay).await;
+    }
     Ok(token_response(issued))
 }
 

@@ -1,0 +1,313 @@
+//! Several replicas over one database: exactly one refresh, crash safety,
+//! revocation seen everywhere within the cache bound, health that follows
+//! the database, background refresh.
+
+use std::time::{Duration, Instant};
+
+use authbroker::pb::{self, ConnectionStatus};
+use tonic::Code;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::{helpers::*, proxy::Proxy};
+
+/// Makes the stored access token of `id` expired, as if time had passed.
+async fn expire(app: &TestApp, id: &str) {
+    app.db
+        .execute(&format!(
+            "UPDATE connections SET access_token_expires_at = 0 WHERE id = '{id}'"
+        ))
+        .await;
+}
+
+async fn status_of(client: &mut Client, id: &str) -> ConnectionStatus {
+    client
+        .get_connection(pb::GetConnectionRequest {
+            connection_id: id.into(),
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .connection
+        .expect("connection")
+        .status()
+}
+
+async fn three_replicas_refresh_once_for_600_callers(backend: Backend) {
+    let first = TestApp::spawn(backend).await;
+    let second = first.replica().await;
+    let third = first.replica().await;
+    let mut client = first.billing().await;
+    let conn = connect(&first, &mut client, "askara", "u").await;
+    expire(&first, &conn.id).await;
+    // Askara rotates refresh tokens: a second refresh with the old one would
+    // fail. The provider answers slowly, so the callers pile up.
+    let fake = &first.fakes.askara;
+    fake.set_delay(Duration::from_millis(500));
+
+    let clients = [
+        first.billing().await,
+        second.billing().await,
+        third.billing().await,
+    ];
+    let mut tasks = Vec::new();
+    for i in 0..600 {
+        let mut c = clients[i % 3].clone();
+        let id = conn.id.clone();
+        tasks.push(tokio::spawn(async move { token(&mut c, &id, 60).await }));
+    }
+    let mut tokens = Vec::new();
+    for task in tasks {
+        tokens.push(
+            task.await
+                .expect("join")
+                .expect("every call succeeds")
+                .access_token,
+        );
+    }
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(
+        fake.token_requests("refresh_token"),
+        1,
+        "exactly one refresh reached the provider"
+    );
+    assert_eq!(
+        tokens,
+        vec![fake.last_access_token().expect("issued")],
+        "all 600 got the same new token"
+    );
+    assert!(fake.rejections().is_empty(), "{:?}", fake.rejections());
+}
+
+/// SIGKILL while a refresh is in flight, restart, and the connection is
+/// either usable or explicitly NEEDS_REAUTH with a logged reason.
+async fn killed_mid_refresh(backend: Backend, provider_already_rotated: bool) {
+    let mut app = TestApp::spawn_with(
+        backend,
+        Options {
+            http_timeout_ms: 1_000,
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "arterra", "u").await;
+    expire(&app, &conn.id).await;
+    let fake = app.fakes.arterra.clone();
+    if provider_already_rotated {
+        // The provider rotates, then answers slowly: the answer dies with the process.
+        fake.set_answer_delay(Duration::from_secs(30));
+    } else {
+        fake.set_delay(Duration::from_secs(30));
+    }
+    let in_flight = {
+        let mut c = client.clone();
+        let id = conn.id.clone();
+        tokio::spawn(async move { token(&mut c, &id, 60).await })
+    };
+    while fake.token_requests("refresh_token") == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.kill().await;
+    assert!(
+        in_flight.await.expect("join").is_err(),
+        "the in-flight call died with the process"
+    );
+    fake.set_delay(Duration::ZERO);
+    fake.set_answer_delay(Duration::ZERO);
+
+    let app = app.restart().await;
+    let mut client = app.billing().await;
+    // The dead process's lease lapses (at most its length), then a live
+    // replica takes over.
+    let result = token(&mut client, &conn.id, 60).await;
+    if provider_already_rotated {
+        assert_status(result, Code::FailedPrecondition, "interrupted");
+        assert_eq!(
+            status_of(&mut client, &conn.id).await,
+            ConnectionStatus::NeedsReauth
+        );
+        let logs = app.logs();
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("connection status changed") && l.contains("interrupted")),
+            "the reason is logged"
+        );
+    } else {
+        let served = result.expect("still usable");
+        assert_eq!(Some(served.access_token), fake.last_access_token());
+        assert_eq!(
+            status_of(&mut client, &conn.id).await,
+            ConnectionStatus::Active
+        );
+    }
+}
+
+async fn killed_before_the_provider_answered(backend: Backend) {
+    killed_mid_refresh(backend, false).await;
+}
+
+async fn killed_after_the_provider_rotated(backend: Backend) {
+    killed_mid_refresh(backend, true).await;
+}
+
+async fn revocation_reaches_other_replicas_within_the_cache_bound(backend: Backend) {
+    let options = Options {
+        extra_config: "token_cache_ttl_ms = 500".into(),
+        ..Options::default()
+    };
+    let first = TestApp::spawn_with(backend, options).await;
+    let second = first.replica().await;
+    let mut on_first = first.billing().await;
+    let mut on_second = second.billing().await;
+    let conn = connect(&first, &mut on_first, "ares", "u").await;
+    token(&mut on_first, &conn.id, 60)
+        .await
+        .expect("cached on the first replica");
+
+    on_second
+        .revoke_connection(pb::RevokeConnectionRequest {
+            connection_id: conn.id.clone(),
+        })
+        .await
+        .expect("revoke on the second replica");
+    let revoked_at = Instant::now();
+    loop {
+        match token(&mut on_first, &conn.id, 60).await {
+            Err(status) => {
+                assert_eq!(status.code(), Code::FailedPrecondition);
+                assert!(status.message().contains("revoked"));
+                break;
+            }
+            Ok(_) => assert!(
+                revoked_at.elapsed() < Duration::from_millis(900),
+                "served past the staleness bound"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn lock_contention_is_its_own_error(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            http_timeout_ms: 500,
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "aries", "u").await;
+    // Another replica holds the lease for an hour (as a misconfigured peer
+    // would), and the stored token is dead: no way to serve, no refresh.
+    app.db
+        .execute(&format!(
+            "UPDATE connections SET access_token_expires_at = 0, refresh_lease_owner = 'other-replica', \
+             refresh_lease_until = 9999999999, refresh_started_at = 1 WHERE id = '{}'",
+            conn.id
+        ))
+        .await;
+    assert_status(
+        token(&mut client, &conn.id, 60).await,
+        Code::Aborted,
+        "being refreshed by other-replica",
+    );
+    assert_eq!(app.fakes.aries.token_requests("refresh_token"), 0);
+}
+
+async fn the_background_refresher_renews_tokens_before_callers_ask(backend: Backend) {
+    let options = Options {
+        extra_config: "refresh_interval_secs = 1\nrefresh_window_secs = 300".into(),
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with(backend, options).await;
+    let mut client = app.billing().await;
+    let fake = &app.fakes.askara;
+    // Issued for 2 s: inside the window and past half its life within a second.
+    fake.set_token_lifetime(Some(2));
+    let conn = connect(&app, &mut client, "askara", "u").await;
+    fake.set_token_lifetime(Some(3600));
+    let started = Instant::now();
+    while fake.refreshes_accepted() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no background refresh"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let served = token(&mut client, &conn.id, 600).await.expect("token");
+    assert_eq!(Some(served.access_token), fake.last_access_token());
+    assert_eq!(
+        fake.refreshes_accepted(),
+        1,
+        "the caller did not wait for a refresh"
+    );
+}
+
+on_both!(
+    three_replicas_refresh_once_for_600_callers,
+    killed_before_the_provider_answered,
+    killed_after_the_provider_rotated,
+    revocation_reaches_other_replicas_within_the_cache_bound,
+    lock_contention_is_its_own_error,
+    the_background_refresher_renews_tokens_before_callers_ask,
+);
+
+#[tokio::test]
+async fn health_follows_the_database() {
+    let proxy = Proxy::start("127.0.0.1:5432".parse().expect("addr")).await;
+    let app = TestApp::spawn_with(
+        Backend::Postgres,
+        Options {
+            database_port: Some(proxy.port),
+            extra_config: "health_check_interval_ms = 200".into(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = HealthClient::new(channel);
+    let mut wait_for = async |wanted: ServingStatus| {
+        let started = Instant::now();
+        loop {
+            let status = health
+                .check(HealthCheckRequest {
+                    service: "authbroker.v1.AuthBroker".into(),
+                })
+                .await
+                .expect("health answers")
+                .into_inner()
+                .status();
+            if status == wanted {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "still {status:?}, wanted {wanted:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    wait_for(ServingStatus::Serving).await;
+    proxy.down();
+    wait_for(ServingStatus::NotServing).await;
+    let mut client = app.billing().await;
+    let during = client
+        .list_connections(pb::ListConnectionsRequest::default())
+        .await;
+    assert_eq!(during.expect_err("database down").code(), Code::Unavailable);
+    proxy.up();
+    wait_for(ServingStatus::Serving).await;
+    client
+        .list_connections(pb::ListConnectionsRequest::default())
+        .await
+        .expect("served again without a restart");
+}
