@@ -3,7 +3,15 @@
 
 mod key;
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context;
 use migration::MigratorTrait;
@@ -19,6 +27,7 @@ use crate::{
     http::HttpClient,
     pb::auth_broker_server::AuthBrokerServer,
     store,
+    telemetry::rpc::RpcLayer,
 };
 
 /// How often expired states are deleted.
@@ -96,12 +105,15 @@ pub async fn serve(
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<AuthBrokerServer<Api>>().await;
+    let stopping = Arc::new(AtomicBool::new(false));
     tokio::spawn(watch_database(
         db.clone(),
-        health_reporter,
+        health_reporter.clone(),
         settings.health_check_interval,
+        stopping.clone(),
     ));
     tokio::spawn(janitor(db.clone(), settings.usage_retention));
+    tokio::spawn(count_connections(db.clone()));
     if let Some(interval) = settings.tokens.refresh_interval {
         tokio::spawn(refresher(broker.clone(), interval));
     }
@@ -130,14 +142,31 @@ pub async fn serve(
         Api::new(broker.clone()),
         CallerAuth::new(&settings.callers),
     );
-    Server::builder()
+    // On the signal: report NOT_SERVING first, so probes and balancers stop
+    // sending, then stop accepting and let in-flight calls finish — for at
+    // most the grace period.
+    let (drain_started, mut drain_begun) = tokio::sync::watch::channel(false);
+    let drain = async move {
+        shutdown.await;
+        stopping.store(true, Ordering::SeqCst);
+        set_health(&health_reporter, ServingStatus::NotServing).await;
+        let _ = drain_started.send(true);
+    };
+    let server = Server::builder()
+        .layer(RpcLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(api)
-        .serve_with_incoming_shutdown(tokio_stream_listener(listener), shutdown)
-        .await
-        .context("serving gRPC")?;
+        .serve_with_incoming_shutdown(tokio_stream_listener(listener), drain);
+    let grace = settings.shutdown_grace;
+    tokio::select! {
+        served = server => served.context("serving gRPC")?,
+        _ = async {
+            let _ = drain_begun.wait_for(|begun| *begun).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over: exiting with calls still in flight"),
+    }
     // Closing checkpoints SQLite's write-ahead log into the file.
     if let Err(e) = db.close().await {
         tracing::warn!(error = %e, "closing the database failed");
@@ -155,10 +184,14 @@ async fn watch_database(
     db: DatabaseConnection,
     reporter: tonic_health::server::HealthReporter,
     interval: Duration,
+    stopping: Arc<AtomicBool>,
 ) {
     let mut serving = true;
     loop {
         tokio::time::sleep(interval).await;
+        if stopping.load(Ordering::SeqCst) {
+            return;
+        }
         let ok = tokio::time::timeout(interval.max(Duration::from_secs(1)), db.ping())
             .await
             .is_ok_and(|r| r.is_ok());
@@ -174,11 +207,31 @@ async fn watch_database(
             } else {
                 tracing::error!("database unreachable: NOT_SERVING");
             }
-            reporter.set_service_status("", status).await;
-            reporter
-                .set_service_status("authbroker.v1.AuthBroker", status)
-                .await;
+            set_health(&reporter, status).await;
         }
+    }
+}
+
+/// Sets the overall and the AuthBroker service's health status.
+async fn set_health(reporter: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    reporter
+        .set_service_status("authbroker.v1.AuthBroker", status)
+        .await;
+}
+
+/// Keeps the connections-by-status gauge current.
+async fn count_connections(db: DatabaseConnection) {
+    loop {
+        match store::connections::count_by_status(&db).await {
+            Ok(counts) => {
+                for (status, count) in counts {
+                    crate::telemetry::metrics::set_connection_count(&status, count);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "counting connections failed"),
+        }
+        tokio::time::sleep(Duration::from_secs(15)).await;
     }
 }
 

@@ -7,6 +7,7 @@ mod cache;
 mod connect;
 mod connections;
 mod refresh;
+mod retry;
 mod sealing;
 mod tokens;
 mod usage;

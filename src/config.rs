@@ -96,6 +96,8 @@ pub struct Settings {
     pub health_check_interval: Duration,
     /// Settled usage ledger rows older than this are deleted.
     pub usage_retention: Duration,
+    /// After SIGTERM, how long in-flight calls may take before the process exits.
+    pub shutdown_grace: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -402,6 +404,7 @@ impl Settings {
             tokens,
             health_check_interval,
             usage_retention,
+            shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs.unwrap_or(25)),
         })
     }
 }

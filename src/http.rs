@@ -4,11 +4,15 @@
 
 use std::time::Instant;
 
+use opentelemetry::KeyValue;
+use tracing::{Instrument, field::Empty};
+
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 
 use crate::{
     config::HttpSettings,
     flow::{OutboundRequest, ProviderFailure},
+    telemetry::metrics::metrics,
 };
 
 /// A provider's answer. `Debug` omits the body, which may hold tokens.
@@ -55,12 +59,24 @@ impl HttpClient {
         })
     }
 
-    /// Performs `request`. `endpoint` names the endpoint kind for logs.
+    /// Performs `request` to `provider`'s `endpoint` (token, userinfo,
+    /// usage) in a client span, recording its duration and outcome.
     pub async fn send(
         &self,
+        provider: &str,
         endpoint: &'static str,
         request: &OutboundRequest,
     ) -> Result<HttpResponse, ProviderFailure> {
+        let span = tracing::info_span!(
+            "provider",
+            otel.name = format!("{endpoint} {provider}"),
+            otel.kind = "client",
+            provider,
+            endpoint,
+            http.request.method = request.method,
+            http.response.status_code = Empty,
+            outcome = Empty,
+        );
         let started = Instant::now();
         let method = if request.method == "GET" {
             reqwest::Method::GET
@@ -74,17 +90,32 @@ impl HttpClient {
         if let Some(body) = &request.body {
             builder = builder.body(body.expose().to_owned());
         }
-        let result = self.read(builder).await;
-        let elapsed_ms = started.elapsed().as_millis() as u64;
-        match &result {
-            Ok(resp) => tracing::debug!(
-                endpoint,
-                status = resp.status,
-                elapsed_ms,
-                "provider answered"
-            ),
-            Err(failure) => tracing::warn!(endpoint, elapsed_ms, ?failure, "provider call failed"),
+        let result = self.read(builder).instrument(span.clone()).await;
+        let elapsed = started.elapsed();
+        let outcome = match &result {
+            Ok(resp) if (200..300).contains(&resp.status) => "success",
+            Ok(resp) if resp.status == 429 || resp.status >= 500 => "unavailable",
+            Ok(_) => "rejected",
+            Err(ProviderFailure::Unavailable { .. }) => "unreachable",
+            Err(_) => "invalid",
+        };
+        if let Ok(resp) = &result {
+            span.record("http.response.status_code", resp.status);
         }
+        span.record("outcome", outcome);
+        metrics().provider_duration.record(
+            elapsed.as_secs_f64(),
+            &[
+                KeyValue::new("provider", provider.to_owned()),
+                KeyValue::new("endpoint", endpoint),
+                KeyValue::new("outcome", outcome),
+            ],
+        );
+        let elapsed_ms = elapsed.as_millis() as u64;
+        span.in_scope(|| match &result {
+            Ok(resp) => tracing::debug!(status = resp.status, elapsed_ms, "provider answered"),
+            Err(failure) => tracing::warn!(elapsed_ms, ?failure, "provider call failed"),
+        });
         result
     }
 

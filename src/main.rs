@@ -43,10 +43,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(
-        settings.log_format,
-        env.get(config::env::LOG).map(String::as_str),
-    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -57,8 +53,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let log_filter = env.get(config::env::LOG).cloned();
     let result = runtime.block_on(async move {
-        match cli.command {
+        // Inside the runtime: the OTLP exporters' clients live on it.
+        let telemetry = telemetry::init(settings.log_format, log_filter.as_deref());
+        let result = match cli.command {
             Some(Command::CheckConfig) => {
                 println!(
                     "configuration OK: {} provider(s), {} caller(s), listen {}",
@@ -68,24 +67,31 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
-            Some(Command::Migrate) => {
-                let db = app::migrate(&settings).await?;
-                tracing::info!("migrations applied");
-                // Closing checkpoints SQLite's write-ahead log into the file.
-                Ok(db.close().await?)
-            }
+            Some(Command::Migrate) => migrate(&settings).await,
             Some(Command::Serve) | None => app::serve(settings, shutdown_signal()).await,
             Some(Command::GenerateKey) => Ok(()),
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = format!("{e:#}"), "authbroker failed");
         }
+        telemetry.shutdown();
+        result
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "authbroker failed");
             eprintln!("authbroker: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Applies migrations and closes the database, which checkpoints SQLite's
+/// write-ahead log into the file.
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let db = app::migrate(settings).await?;
+    tracing::info!("migrations applied");
+    Ok(db.close().await?)
 }
 
 /// Completes on SIGINT or SIGTERM.

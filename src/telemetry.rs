@@ -1,28 +1,150 @@
-//! Logging setup. Secrets never reach a log line because they are typed
-//! ([`crate::secret::Secret`] prints `[redacted]`) and provider bodies are
-//! never logged.
+//! Logs, traces and metrics. Logs go to stderr (text or JSON, with the trace
+//! id of the RPC they belong to). Traces and metrics are exported over OTLP
+//! only when the standard `OTEL_EXPORTER_OTLP_*ENDPOINT` variables are set;
+//! otherwise nothing is exported and nothing breaks.
+//!
+//! Secrets never reach any of them: they are typed ([`crate::secret::Secret`]
+//! prints `[redacted]`), provider bodies are never recorded, and span
+//! attributes are ids, names and codes only.
 
-use tracing_subscriber::{EnvFilter, fmt};
+pub mod metrics;
+pub mod rpc;
+
+use opentelemetry::{KeyValue, global, trace::TracerProvider as _};
+use opentelemetry_sdk::{
+    Resource, metrics::SdkMeterProvider, propagation::TraceContextPropagator,
+    trace::SdkTracerProvider,
+};
+use tracing::Level;
+use tracing_subscriber::{
+    EnvFilter, Layer, filter::Targets, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 use crate::config::LogFormat;
 
 /// Default filter: sqlx and the HTTP stacks log every statement or frame at
 /// info/debug, which drowns the service's own lines.
-const DEFAULT_FILTER: &str =
-    "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,h2=warn,hyper=warn,tower=warn,reqwest=warn";
+const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,h2=warn,hyper=warn,tower=warn,reqwest=warn,opentelemetry=warn";
 
-/// Installs the global subscriber writing to stderr. `filter` is the
+/// Keeps the exporters alive; [`Telemetry::shutdown`] flushes them.
+pub struct Telemetry {
+    tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
+}
+
+impl Telemetry {
+    /// Flushes and stops the exporters.
+    pub fn shutdown(self) {
+        if let Some(tracer) = self.tracer {
+            let _ = tracer.shutdown();
+        }
+        if let Some(meter) = self.meter {
+            let _ = meter.shutdown();
+        }
+    }
+}
+
+/// Whether the OTLP variables ask for export.
+fn otlp_requested() -> bool {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty());
+    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    !disabled
+        && (set("OTEL_EXPORTER_OTLP_ENDPOINT")
+            || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            || set("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
+}
+
+fn resource() -> Resource {
+    let builder = Resource::builder();
+    // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are read by the builder;
+    // without them the service still names itself.
+    let builder = if std::env::var("OTEL_SERVICE_NAME").is_ok() {
+        builder
+    } else {
+        builder.with_service_name("authbroker")
+    };
+    builder
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Installs logging and, when asked for, OTLP export. Call inside the tokio
+/// runtime (the exporters' gRPC clients live on it). `filter` is the
 /// `AUTHBROKER_LOG` value, if set.
-pub fn init(format: LogFormat, filter: Option<&str>) {
+pub fn init(format: LogFormat, filter: Option<&str>) -> Telemetry {
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    let mut telemetry = Telemetry {
+        tracer: None,
+        meter: None,
+    };
+    let mut export_error = None;
+    if otlp_requested() {
+        match build_providers() {
+            Ok((tracer, meter)) => {
+                global::set_meter_provider(meter.clone());
+                telemetry.tracer = Some(tracer);
+                telemetry.meter = Some(meter);
+            }
+            Err(e) => export_error = Some(e),
+        }
+    }
+    metrics::init();
+
     let filter = EnvFilter::try_new(filter.unwrap_or(DEFAULT_FILTER))
         .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let builder = fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(true);
-    // A second init (tests) is harmless: keep the first subscriber.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    // Colours only for a person at a terminal, never into files or collectors.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt_layer = match format {
+        LogFormat::Text => fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .boxed(),
+        LogFormat::Json => fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
     };
+    // Only authbroker's own spans are exported: the exporter's transport
+    // (h2, hyper, tonic, tower) would otherwise trace itself.
+    let otel_layer = telemetry.tracer.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("authbroker"))
+            .with_filter(Targets::new().with_target("authbroker", Level::INFO))
+    });
+    // A second init (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .with(otel_layer)
+        .try_init();
+    match (&export_error, &telemetry.tracer) {
+        (Some(e), _) => {
+            tracing::warn!(error = %e, "OpenTelemetry export is off: the exporter could not be built")
+        }
+        (None, Some(_)) => tracing::info!("exporting traces and metrics over OTLP"),
+        (None, None) => {}
+    }
+    telemetry
+}
+
+fn build_providers()
+-> Result<(SdkTracerProvider, SdkMeterProvider), opentelemetry_otlp::ExporterBuildError> {
+    let spans = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()?;
+    let metrics = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .build()?;
+    let tracer = SdkTracerProvider::builder()
+        .with_batch_exporter(spans)
+        .with_resource(resource())
+        .build();
+    let meter = SdkMeterProvider::builder()
+        .with_periodic_exporter(metrics)
+        .with_resource(resource())
+        .build();
+    Ok((tracer, meter))
 }

@@ -1,11 +1,9 @@
 //! Shared steps of every flow that ends in stored tokens: calling the token
 //! endpoint, learning the provider's account id, and upserting the connection.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
-use super::{Broker, Caller, sealing};
+use super::{Broker, Caller, retry, sealing};
 use crate::{
     config::ProviderSetting,
     error::{Error, Result},
@@ -16,11 +14,6 @@ use crate::{
         connections::{self, ConnectionRow, TokenWrite, status},
     },
 };
-
-/// Attempts at an endpoint for failures that are safe to retry.
-const ATTEMPTS: u32 = 3;
-/// Longest Retry-After honoured inside one call; a longer one is returned.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 impl Broker {
     /// Sends a token request and parses the answer.
@@ -33,77 +26,62 @@ impl Broker {
         request: &OutboundRequest,
         grant_secret: &Secret,
     ) -> Result<TokenSet> {
-        self.exchange_with_retries(request)
+        self.exchange_with_retries(provider, request)
             .await
             .map_err(|failure| {
                 Error::provider(provider, what, failure.scrub(grant_secret.expose()))
             })
     }
 
-    /// Sends a token request, retrying with backoff only failures after which
-    /// the provider certainly did not process it (unreachable, 429, 503): a
+    /// Sends a token request, retrying only failures after which the
+    /// provider certainly did not process it (unreachable, 429, 503): a
     /// retried request must never spend a code or a refresh token twice.
     pub(super) async fn exchange_with_retries(
         &self,
+        provider: &str,
         request: &OutboundRequest,
     ) -> Result<TokenSet, ProviderFailure> {
-        let mut backoff = Duration::from_millis(100);
-        let mut attempt = 1;
-        loop {
-            match self.try_exchange(request).await {
-                Err(ProviderFailure::Unavailable {
+        let retry_safe = |f: &ProviderFailure| {
+            matches!(
+                f,
+                ProviderFailure::Unavailable {
                     retry_safe: true,
-                    retry_after,
-                    reason,
-                }) if attempt < ATTEMPTS => {
-                    let wait = retry_after.map_or(backoff, Duration::from_secs);
-                    if wait > MAX_RETRY_AFTER {
-                        return Err(ProviderFailure::Unavailable {
-                            reason,
-                            retry_after,
-                            retry_safe: true,
-                        });
-                    }
-                    tracing::info!(attempt, wait_ms = wait.as_millis() as u64, %reason, "retrying the token request");
-                    tokio::time::sleep(wait).await;
-                    backoff *= 4;
-                    attempt += 1;
+                    ..
                 }
-                other => return other,
-            }
-        }
+            )
+        };
+        retry::with_retries("token request", retry_safe, || {
+            self.try_exchange(provider, request)
+        })
+        .await
     }
 
     /// GETs the user endpoint, retrying failures: a GET has no side effect,
     /// and giving up here would throw away tokens just obtained.
     pub(super) async fn fetch_profile_with_retries(
         &self,
+        provider: &str,
         url: &str,
         access_token: &Secret,
     ) -> Result<serde_json::Map<String, Value>, ProviderFailure> {
-        let mut backoff = Duration::from_millis(100);
-        let mut attempt = 1;
-        loop {
-            match self.fetch_profile(url, access_token).await {
-                Err(
-                    failure @ (ProviderFailure::Unavailable { .. }
-                    | ProviderFailure::Malformed { .. }),
-                ) if attempt < ATTEMPTS => {
-                    tracing::info!(attempt, ?failure, "retrying the user endpoint");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 4;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        let transient = |f: &ProviderFailure| {
+            matches!(
+                f,
+                ProviderFailure::Unavailable { .. } | ProviderFailure::Malformed { .. }
+            )
+        };
+        retry::with_retries("user endpoint", transient, || {
+            self.fetch_profile(provider, url, access_token)
+        })
+        .await
     }
 
     pub(super) async fn try_exchange(
         &self,
+        provider: &str,
         request: &OutboundRequest,
     ) -> Result<TokenSet, ProviderFailure> {
-        let response = self.inner.http.send("token", request).await?;
+        let response = self.inner.http.send(provider, "token", request).await?;
         flow::parse_token_response(
             response.status,
             &response.content_type,
@@ -115,6 +93,7 @@ impl Broker {
     /// GETs a provider JSON object with the user's bearer token.
     pub(super) async fn fetch_profile(
         &self,
+        provider: &str,
         url: &str,
         access_token: &Secret,
     ) -> Result<serde_json::Map<String, Value>, ProviderFailure> {
@@ -130,7 +109,7 @@ impl Broker {
             ],
             body: None,
         };
-        let response = self.inner.http.send("userinfo", &request).await?;
+        let response = self.inner.http.send(provider, "userinfo", &request).await?;
         json_object(
             response.status,
             &response.content_type,
@@ -153,7 +132,7 @@ impl Broker {
         let provider_user_id = match &provider.profile.userinfo_url {
             Some(url) => {
                 let profile = self
-                    .fetch_profile_with_retries(url, &tokens.access_token)
+                    .fetch_profile_with_retries(&provider.id, url, &tokens.access_token)
                     .await
                     .map_err(|f| Error::provider(&provider.id, "user info request", f))?;
                 account_id(&profile, &provider.profile.user_id_field).ok_or_else(|| {
@@ -293,6 +272,9 @@ impl Broker {
 
 /// Logs a connection status change in one shape, for alerting.
 pub(super) fn log_status_change(row: &ConnectionRow, to: &str, reason: &str) {
+    crate::telemetry::metrics::metrics()
+        .status_changes
+        .add(1, &[opentelemetry::KeyValue::new("to", to.to_owned())]);
     tracing::warn!(
         connection_id = %row.id,
         provider = %row.provider,

@@ -69,7 +69,7 @@ impl Broker {
         let mut force = false;
         loop {
             let token = self.access_token(caller, id, 30, force).await?;
-            match self.fetch_profile(&url, &token.token).await {
+            match self.fetch_profile(&provider.id, &url, &token.token).await {
                 Ok(profile) => return Ok(profile),
                 Err(ProviderFailure::Rejected { error, .. })
                     if !force && error.as_str() == "http_401" =>

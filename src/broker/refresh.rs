@@ -25,6 +25,7 @@ use crate::{
         self,
         connections::{self, ConnectionRow, status},
     },
+    telemetry,
 };
 
 /// How often a waiting replica re-reads a row whose lease another holds.
@@ -94,6 +95,7 @@ impl Broker {
                 if still_valid && !force {
                     return self.open_and_cache(&current);
                 }
+                telemetry::metrics::refresh("contention");
                 return Err(Error::Aborted(format!(
                     "connection {} is being refreshed by {} and it has not finished; retry",
                     current.id,
@@ -132,6 +134,7 @@ impl Broker {
                 return self.open_and_cache(&row);
             }
             let reason = "the access token expired and the provider issued no refresh token";
+            telemetry::metrics::refresh("no_refresh_token");
             return self.give_up(&row, reason).await;
         };
         let refresh_token = sealing::open(
@@ -148,9 +151,10 @@ impl Broker {
                 redirect_uri: &row.redirect_uri,
             },
         );
-        let answer = self.exchange_with_retries(&request).await;
+        let answer = self.exchange_with_retries(&provider.id, &request).await;
         match answer.map_err(|failure| failure.scrub(refresh_token.expose())) {
             Ok(tokens) => {
+                telemetry::metrics::refresh("success");
                 self.store_refreshed(provider, &row, sealed_refresh, tokens)
                     .await
             }
@@ -169,6 +173,7 @@ impl Broker {
                         "; a refresh begun at {at} was interrupted before its answer was stored, so the rotated token was lost"
                     ));
                 }
+                telemetry::metrics::refresh("invalid_grant");
                 self.give_up(&row, &reason).await
             }
             Err(failure) => {
@@ -183,9 +188,11 @@ impl Broker {
                 );
                 if unavailable && !force && row.access_token_expires_at.is_some_and(|exp| exp > now)
                 {
+                    telemetry::metrics::refresh("served_stale");
                     tracing::warn!(connection_id = %row.id, provider = %provider.id, ?failure, "refresh failed; serving the still-valid token");
                     return self.open_and_cache(&row);
                 }
+                telemetry::metrics::refresh("failed");
                 Err(Error::provider(&provider.id, "refresh", failure))
             }
         }

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use opentelemetry::KeyValue;
+
 use super::{Broker, Caller, cache::Cached, sealing};
 use crate::{
     error::{Error, Result},
@@ -12,6 +14,7 @@ use crate::{
         self,
         connections::{self, ConnectionRow, status},
     },
+    telemetry::metrics::metrics,
 };
 
 /// A token handed to the caller.
@@ -39,6 +42,9 @@ impl Broker {
             && flow::freshness(store::now(), Some(hit.expires_at), min_valid_secs, false)
                 == Freshness::Fresh
         {
+            metrics()
+                .cache_lookups
+                .add(1, &[KeyValue::new("result", "hit")]);
             return Ok(AccessToken {
                 token: hit.token,
                 token_type: hit.token_type,
@@ -46,6 +52,9 @@ impl Broker {
             });
         }
 
+        metrics()
+            .cache_lookups
+            .add(1, &[KeyValue::new("result", "miss")]);
         let row = match self.usable_connection(caller, id).await {
             Ok(row) => row,
             Err(e) => {

@@ -258,13 +258,15 @@ impl Broker {
             ],
             body: Some(Secret::new(body.to_string())),
         };
-        Ok(match self.inner.http.send("usage", &request).await {
-            Ok(r) => (
-                Some(r.status),
-                json_object(r.status, &r.content_type, &r.body, r.retry_after),
-            ),
-            Err(failure) => (None, Err(failure)),
-        })
+        Ok(
+            match self.inner.http.send(&provider.id, "usage", &request).await {
+                Ok(r) => (
+                    Some(r.status),
+                    json_object(r.status, &r.content_type, &r.body, r.retry_after),
+                ),
+                Err(failure) => (None, Err(failure)),
+            },
+        )
     }
 
     async fn settle(

@@ -247,3 +247,21 @@ pub async fn any_sealed(db: &DatabaseConnection) -> Result<bool, sea_orm::DbErr>
         .await?
         .is_some())
 }
+
+/// How many connections have each status.
+pub async fn count_by_status(
+    db: &DatabaseConnection,
+) -> Result<Vec<(String, u64)>, sea_orm::DbErr> {
+    let rows: Vec<(String, i64)> = Entity::find()
+        .select_only()
+        .column(Column::Status)
+        .column_as(Column::Id.count(), "n")
+        .group_by(Column::Status)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(s, n)| (s, n.max(0) as u64))
+        .collect())
+}

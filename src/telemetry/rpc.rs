@@ -1,0 +1,112 @@
+//! A tower layer around every gRPC call: a span named after the method that
+//! continues the caller's W3C trace (`traceparent` metadata), and the RPC
+//! duration histogram by method and status code.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use opentelemetry::{KeyValue, global, propagation::Extractor, trace::TraceContextExt as _};
+use tracing::{Instrument, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use super::metrics::metrics;
+
+/// Adds [`RpcService`] around the server's routes.
+#[derive(Clone, Default)]
+pub struct RpcLayer;
+
+impl<S> tower_layer::Layer<S> for RpcLayer {
+    type Service = RpcService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcService { inner }
+    }
+}
+
+/// See the module comment.
+#[derive(Clone)]
+pub struct RpcService<S> {
+    inner: S,
+}
+
+struct Headers<'a>(&'a http::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+impl<S, B, R> tower_service::Service<http::Request<B>> for RpcService<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<R>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path().to_owned();
+        let (service, method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or(("", &path));
+        let span = tracing::info_span!(
+            "rpc",
+            otel.name = %path.trim_start_matches('/'),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            rpc.grpc.status_code = Empty,
+            trace_id = Empty,
+        );
+        let parent = global::get_text_map_propagator(|p| p.extract(&Headers(request.headers())));
+        let _ = span.set_parent(parent);
+        let trace_id = span.context().span().span_context().trace_id();
+        if trace_id != opentelemetry::trace::TraceId::INVALID {
+            span.record("trace_id", tracing::field::display(trace_id));
+        }
+        let started = Instant::now();
+        let call = self.inner.call(request);
+        Box::pin(
+            async move {
+                let result = call.await;
+                // A failed call answers "trailers-only": grpc-status in the
+                // headers. Its absence means the status follows the body: OK.
+                let code = match &result {
+                    Ok(response) => response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .unwrap_or(0),
+                    Err(_) => 2,
+                };
+                tracing::Span::current().record("rpc.grpc.status_code", code);
+                metrics().rpc_duration.record(
+                    started.elapsed().as_secs_f64(),
+                    &[
+                        KeyValue::new("rpc.method", path),
+                        KeyValue::new("rpc.grpc.status_code", code),
+                    ],
+                );
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
