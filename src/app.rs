@@ -23,7 +23,7 @@ use tonic_health::ServingStatus;
 use crate::{
     api::{Api, callers::CallerAuth},
     broker::{Broker, BrokerSettings},
-    config::Settings,
+    config::{KeySetting, Settings},
     http::HttpClient,
     pb::auth_broker_server::AuthBrokerServer,
     store,
@@ -71,22 +71,33 @@ pub async fn serve(
             settings.listen
         );
     }
+    // A configured key is checked before the database is touched: the
+    // cheaper mistake is reported first.
+    let configured_key = match &settings.key {
+        KeySetting::Configured { .. } => Some(key::load(&settings.key)?),
+        KeySetting::File { .. } => None,
+    };
     let db = if settings.migrate_on_start {
         migrate(&settings).await?
     } else {
         connect(&settings).await?
     };
-    if let crate::config::KeySetting::File { path, .. } = &settings.key
-        && !path.exists()
-        && store::connections::any_sealed(&db).await?
-    {
-        anyhow::bail!(
-            "key file {} is missing but the database holds tokens sealed under it; restore the key file \
-             (a new key could not open them)",
-            path.display()
-        );
-    }
-    let key = key::load(&settings.key)?;
+    let key = match configured_key {
+        Some(key) => key,
+        None => {
+            if let KeySetting::File { path, .. } = &settings.key
+                && !path.exists()
+                && store::connections::any_sealed(&db).await?
+            {
+                anyhow::bail!(
+                    "key file {} is missing but the database holds tokens sealed under it; restore the key file \
+                     (a new key could not open them)",
+                    path.display()
+                );
+            }
+            key::load(&settings.key)?
+        }
+    };
     let http = HttpClient::new(&settings.http).context("building the HTTP client")?;
     // A lease outlasts the slowest refresh: every attempt timing out (reqwest's
     // total timeout includes connecting), plus ~2.5 s of backoff.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use opentelemetry::KeyValue;
+use tracing::Instrument as _;
 
 use super::{Broker, Caller, cache::Cached, sealing};
 use crate::{
@@ -76,12 +77,16 @@ impl Broker {
         // disconnect) after the provider rotated the refresh token, the new
         // pair is still stored instead of being lost with the dropped future.
         let broker = self.clone();
-        let refresh = tokio::spawn(async move {
-            let id = row.id.clone();
-            broker
-                .with_refresh_lock(&id, broker.refresh_coordinated(&row, min_valid_secs, force))
-                .await
-        });
+        // It stays in the caller's span, so the provider call joins its trace.
+        let refresh = tokio::spawn(
+            async move {
+                let id = row.id.clone();
+                broker
+                    .with_refresh_lock(&id, broker.refresh_coordinated(&row, min_valid_secs, force))
+                    .await
+            }
+            .in_current_span(),
+        );
         refresh
             .await
             .map_err(|e| Error::Internal(anyhow::anyhow!("refresh task failed: {e}")))?

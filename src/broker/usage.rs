@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
 
 use super::{Broker, Caller, connect::json_object};
 use crate::{
@@ -151,7 +152,7 @@ impl Broker {
         id: &str,
     ) -> Result<UsageOutcome> {
         let (broker, caller, req, id) = (self.clone(), caller.clone(), req.clone(), id.to_owned());
-        tokio::spawn(async move { broker.attempt(&caller, &req, &id).await })
+        tokio::spawn(async move { broker.attempt(&caller, &req, &id).await }.in_current_span())
             .await
             .map_err(|e| Error::Internal(anyhow::anyhow!("usage task failed: {e}")))?
     }

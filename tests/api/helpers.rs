@@ -51,6 +51,8 @@ pub struct Options {
     pub http_timeout_ms: u64,
     /// Whether to configure callers (otherwise unauthenticated loopback mode).
     pub callers: bool,
+    /// Extra environment variables for the process (e.g. OTEL_*).
+    pub env: Vec<(String, String)>,
     /// Reach PostgreSQL through this local port (a test-controlled proxy).
     pub database_port: Option<u16>,
     /// TOML appended after the generated provider sections, built from the fakes.
@@ -65,6 +67,7 @@ impl Default for Options {
             callers: true,
             extra_providers: None,
             database_port: None,
+            env: Vec::new(),
         }
     }
 }
@@ -189,7 +192,7 @@ impl TestApp {
         let config_path = dir.path().join("authbroker.toml");
         std::fs::write(&config_path, config).expect("write config");
         let logs = Arc::new(Mutex::new(Vec::new()));
-        let (child, addr) = launch(&config_path, logs.clone()).await;
+        let (child, addr) = launch(&config_path, &options.env, logs.clone()).await;
         TestApp {
             addr,
             fakes,
@@ -222,6 +225,24 @@ impl TestApp {
         .await;
         next.logs.lock().expect("logs").splice(0..0, logs);
         next
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn terminate(&self) {
+        let pid = self.child.as_ref().and_then(Child::id).expect("running");
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        tokio::time::timeout(within, child.wait())
+            .await
+            .expect("exits in time")
+            .expect("wait")
     }
 
     /// SIGTERM, then wait for exit.
@@ -353,7 +374,11 @@ fn config_toml(fakes: &Fakes, db: &TestDb, options: &Options) -> String {
 }
 
 /// Starts the binary and waits for its "listening" log line.
-async fn launch(config: &std::path::Path, logs: Arc<Mutex<Vec<String>>>) -> (Child, String) {
+async fn launch(
+    config: &std::path::Path,
+    env: &[(String, String)],
+    logs: Arc<Mutex<Vec<String>>>,
+) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_authbroker"))
         .arg("serve")
         .arg("--config")
@@ -365,6 +390,7 @@ async fn launch(config: &std::path::Path, logs: Arc<Mutex<Vec<String>>>) -> (Chi
             "AUTHBROKER_LOG",
             "debug,h2=warn,hyper=warn,hyper_util=warn,tower=warn,sqlx=warn,rustls=warn,tonic=warn",
         )
+        .envs(env.iter().cloned())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)

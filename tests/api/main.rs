@@ -23,6 +23,7 @@ macro_rules! on_both {
 
 mod bad_input;
 mod cluster;
+mod collector;
 mod db;
 mod fake;
 mod fake_strictness;
@@ -30,9 +31,11 @@ mod faults;
 mod flows;
 mod helpers;
 mod isolation;
+mod lifecycle;
 mod persistence;
 mod proxy;
 mod server;
 mod states;
+mod telemetry;
 mod tokens;
 mod usage;

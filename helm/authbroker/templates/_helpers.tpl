@@ -127,9 +127,21 @@ Included by every template that renders a workload, so any render fails early.
 {{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
   {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
 {{- end }}
-{{- if ge (int $v.preStopSleepSeconds) (int $v.terminationGracePeriodSeconds) }}
-  {{- fail "terminationGracePeriodSeconds must exceed preStopSleepSeconds, or in-flight calls get no time to finish" }}
+{{- $graceMs := mul (int (include "authbroker.shutdownGraceSecs" .)) 1000 }}
+{{- if lt $graceMs (int $v.config.http.timeoutMs) }}
+  {{- fail (printf "terminationGracePeriodSeconds must be at least preStopSleepSeconds + %d s + config.http.timeoutMs: a refresh cut off at shutdown after the provider rotated the token loses the connection" (include "authbroker.exitMarginSecs" . | int)) }}
 {{- end }}
+{{- end }}
+
+{{/*
+After SIGTERM authbroker lets in-flight calls run for shutdown_grace_secs, then
+exits. The preStop sleep and that grace both count against the pod's
+terminationGracePeriodSeconds, and closing the database and flushing telemetry
+takes a moment more, so the grace is what remains after the sleep and a margin.
+*/}}
+{{- define "authbroker.exitMarginSecs" -}}3{{- end }}
+{{- define "authbroker.shutdownGraceSecs" -}}
+{{- sub (sub (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds)) (int (include "authbroker.exitMarginSecs" .)) }}
 {{- end }}
 
 {{/*
@@ -155,6 +167,7 @@ token_cache_ttl_ms = {{ int64 $c.tokenCacheTtlMs }}
 token_cache_capacity = {{ int64 $c.tokenCacheCapacity }}
 health_check_interval_ms = {{ int64 $c.healthCheckIntervalMs }}
 usage_retention_days = {{ int64 $c.usageRetentionDays }}
+shutdown_grace_secs = {{ include "authbroker.shutdownGraceSecs" . }}
 
 [http]
 connect_timeout_ms = {{ int64 $c.http.connectTimeoutMs }}
@@ -217,11 +230,11 @@ The Secret's data: the database URL (unless it comes from another Secret),
 the encryption key, one token per caller and one client secret per provider.
 */}}
 {{- define "authbroker.secretData" -}}
-{{- $v := .Values }}
+{{- $v := .Values -}}
+encryption-key: {{ $v.secrets.encryptionKey | b64enc | quote }}
 {{- if not $v.database.existingSecret.name }}
 database-url: {{ $v.database.url | b64enc | quote }}
 {{- end }}
-encryption-key: {{ $v.secrets.encryptionKey | b64enc | quote }}
 {{- range $v.callers }}
 {{ include "authbroker.callerTokenKey" .name }}: {{ .token | b64enc | quote }}
 {{- end }}
@@ -236,7 +249,7 @@ a key missing from an existingSecret stops the pod at mount time, naming it.
 Takes (dict "ctx" $ "configMap" NAME "secret" NAME).
 */}}
 {{- define "authbroker.volumes" -}}
-{{- $ctx := .ctx }}
+{{- $ctx := .ctx -}}
 - name: config
   configMap:
     name: {{ .configMap }}
@@ -278,7 +291,7 @@ names that authbroker knows may appear: any other is a start-up error.
 Takes (dict "ctx" $ "secret" NAME).
 */}}
 {{- define "authbroker.env" -}}
-{{- $v := .ctx.Values }}
+{{- $v := .ctx.Values -}}
 - name: AUTHBROKER_DATABASE_URL
   valueFrom:
     secretKeyRef:
@@ -297,11 +310,11 @@ Takes (dict "ctx" $ "secret" NAME).
 
 {{/* Pod-level settings shared by the server and the migration Job. */}}
 {{- define "authbroker.podCommon" -}}
+automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
 {{- /* Service links would inject AUTHBROKER_SERVICE_HOST and friends for a
 Service named authbroker, and authbroker rejects unknown AUTHBROKER_* variables. */}}
 enableServiceLinks: false
