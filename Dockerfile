@@ -7,25 +7,28 @@
 # 50051. It mounts its config at /etc/authbroker/config and secrets at
 # /etc/authbroker/secrets, and the root filesystem can be read-only.
 
+# Planner: the workspace's skeleton. Manifests, lock file, build script and
+# proto stay as they are; every other Rust file becomes a stub, and everything
+# else goes. The skeleton changes only when dependencies or file names do, so
+# the builder's dependency layer below survives ordinary code changes — and
+# every target the manifests declare (tests, benches) still has its file.
+FROM rust:1.95-bookworm AS planner
+WORKDIR /src
+COPY . .
+RUN export STUB='fn main() {}' \
+    && find . -type f -name '*.rs' ! -name build.rs -exec sh -c 'echo "$STUB" > "$1"' _ {} \; \
+    && find . -type f ! -name '*.rs' ! -name Cargo.toml ! -name Cargo.lock \
+         ! -path './proto/*' ! -path './.cargo/*' ! -name 'rust-toolchain*' -delete
+
 FROM rust:1.95-bookworm AS builder
 WORKDIR /build
-
-# Dependencies first, against stub sources: this slow layer is rebuilt only
-# when the manifests, the lock file, build.rs or the proto files change.
-COPY Cargo.toml Cargo.lock build.rs ./
-COPY migrations/Cargo.toml migrations/
-COPY proto proto
-RUN mkdir -p src migrations/src \
-    && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs migrations/src/lib.rs \
-    && cargo build --release --locked --bin authbroker \
-    && rm -rf src migrations/src
-
+# Dependencies, built against the stubs: the slow, cached layer.
+COPY --from=planner /src ./
+RUN cargo build --release --locked --bin authbroker
 # The service itself. COPY keeps the files' own modification times, which may
-# be older than the stubs' build: touch them so cargo rebuilds both crates.
-COPY src src
-COPY migrations/src migrations/src
-RUN touch src/main.rs src/lib.rs migrations/src/lib.rs \
+# be older than the stubs' build: touch them so cargo rebuilds the crates.
+COPY . .
+RUN find . -path ./target -prune -o -name '*.rs' -exec touch {} + \
     && cargo build --release --locked --bin authbroker \
     && install -D -m 0755 target/release/authbroker /out/authbroker
 
