@@ -30,7 +30,9 @@ use crate::{
     telemetry::rpc::RpcLayer,
 };
 
-/// How often expired states are deleted.
+/// Health service name for liveness probes; it does not follow the database.
+pub const LIVENESS: &str = "liveness";
+/// How often expired states and old ledger rows are deleted.
 const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Installs ring as rustls' process-wide crypto provider (reqwest and sqlx
@@ -116,6 +118,11 @@ pub async fn serve(
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<AuthBrokerServer<Api>>().await;
+    // "liveness" answers SERVING while the process can answer at all: a
+    // database outage must take replicas out of rotation, not restart them.
+    health_reporter
+        .set_service_status(LIVENESS, ServingStatus::Serving)
+        .await;
     let stopping = Arc::new(AtomicBool::new(false));
     tokio::spawn(watch_database(
         db.clone(),

@@ -274,7 +274,8 @@ async fn health_follows_the_database() {
         .connect()
         .await
         .expect("connect");
-    let mut health = HealthClient::new(channel);
+    let mut health = HealthClient::new(channel.clone());
+    let mut probe = HealthClient::new(channel);
     let mut wait_for = async |wanted: ServingStatus| {
         let started = Instant::now();
         loop {
@@ -299,6 +300,19 @@ async fn health_follows_the_database() {
     wait_for(ServingStatus::Serving).await;
     proxy.down();
     wait_for(ServingStatus::NotServing).await;
+    let liveness = probe
+        .check(HealthCheckRequest {
+            service: "liveness".into(),
+        })
+        .await
+        .expect("health answers")
+        .into_inner()
+        .status();
+    assert_eq!(
+        liveness,
+        ServingStatus::Serving,
+        "liveness does not follow the database"
+    );
     let mut client = app.billing().await;
     let during = client
         .list_connections(pb::ListConnectionsRequest::default())
