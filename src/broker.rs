@@ -6,6 +6,7 @@ mod auth;
 mod cache;
 mod connect;
 mod connections;
+mod flight;
 mod refresh;
 mod retry;
 mod sealing;
@@ -47,9 +48,8 @@ struct Inner {
     http: HttpClient,
     providers: BTreeMap<String, Arc<ProviderSetting>>,
     state_ttl: Duration,
-    /// One lock per connection being refreshed, so concurrent callers in this
-    /// process cause one provider call (and one task polls the lease).
-    refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Refreshes in flight in this process, by connection id (see `flight`).
+    flights: Mutex<HashMap<String, tokio::sync::watch::Receiver<Option<Result<AccessToken>>>>>,
     /// Recently served tokens.
     cache: cache::TokenCache,
     /// Refresh window and cache bounds.
@@ -95,7 +95,7 @@ impl Broker {
                     .map(|p| (p.id.clone(), Arc::new(p)))
                     .collect(),
                 state_ttl: settings.state_ttl,
-                refresh_locks: Mutex::new(HashMap::new()),
+                flights: Mutex::new(HashMap::new()),
                 cache: cache::TokenCache::new(
                     settings.tokens.cache_ttl,
                     settings.tokens.cache_capacity,

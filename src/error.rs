@@ -53,6 +53,24 @@ impl Error {
         }
     }
 
+    /// A copy for every caller that shared one operation (an internal cause
+    /// is kept as its text).
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::InvalidArgument { field, reason } => Self::InvalidArgument {
+                field,
+                reason: reason.clone(),
+            },
+            Self::NotFound(m) => Self::NotFound(m.clone()),
+            Self::FailedPrecondition(m) => Self::FailedPrecondition(m.clone()),
+            Self::AlreadyExists(m) => Self::AlreadyExists(m.clone()),
+            Self::Unauthenticated(m) => Self::Unauthenticated(m.clone()),
+            Self::Unavailable(m) => Self::Unavailable(m.clone()),
+            Self::Aborted(m) => Self::Aborted(m.clone()),
+            Self::Internal(cause) => Self::Internal(anyhow::anyhow!("{cause:#}")),
+        }
+    }
+
     /// Maps a provider failure met while doing `what` (e.g. "code exchange").
     pub fn provider(provider: &str, what: &str, failure: ProviderFailure) -> Self {
         match failure {

@@ -40,11 +40,27 @@ pub struct Settings {
     pub hot: usize,
     pub storm_rounds: usize,
     pub smoke: bool,
+    pub only: Option<Vec<String>>,
+}
+
+impl Settings {
+    fn wants(&self, group: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|groups| groups.iter().any(|g| g == group))
+    }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let smoke = args.iter().any(|a| a == "--smoke");
+    // `--only GROUP[,GROUP]` runs a subset (flows, miss, storm, rss, startup;
+    // the limit and cached runs go with flows) — for profiling one path.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|g| g.split(',').map(str::to_owned).collect::<Vec<_>>());
     let write = args.iter().any(|a| a == "--write");
     let settings = if smoke {
         Settings {
@@ -56,6 +72,7 @@ fn main() {
             hot: 500,
             storm_rounds: 1,
             smoke,
+            only: only.clone(),
         }
     } else {
         Settings {
@@ -67,6 +84,7 @@ fn main() {
             hot: 10_000,
             storm_rounds: 5,
             smoke,
+            only,
         }
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -111,7 +129,7 @@ async fn run(s: &Settings) -> Results {
         let server = Server::start(&db, Some(&fake), "").await;
         let clients = Arc::new(Clients::new(&server.addr, s.connections).await);
         let ids = Arc::new(scenarios::connect_many(&clients.api(0), &fake, 100).await);
-        for &c in &s.concurrencies {
+        for &c in s.concurrencies.iter().filter(|_| s.wants("flows")) {
             if backend == Backend::Sqlite {
                 push(
                     &mut results,
@@ -148,9 +166,10 @@ async fn run(s: &Settings) -> Results {
         server.stop().await;
 
         let uncached = Server::start(&db, Some(&fake), "token_cache_ttl_ms = 0").await;
+        eprintln!("uncached server pid {}", uncached.pid());
         let clients = Arc::new(Clients::new(&uncached.addr, s.connections).await);
         let direct = (backend == Backend::Postgres).then_some(());
-        for &c in &s.concurrencies {
+        for &c in s.concurrencies.iter().filter(|_| s.wants("miss")) {
             push(
                 &mut results,
                 &format!("(3) GetAccessToken cache miss, {name}"),
@@ -159,6 +178,7 @@ async fn run(s: &Settings) -> Results {
             );
             if direct.is_some() {
                 let pool = db.connect(c.min(64) as u32).await;
+                scenarios::open_all(&pool, c.min(64)).await;
                 push(
                     &mut results,
                     "(4) direct PostgreSQL read by key",
@@ -172,11 +192,15 @@ async fn run(s: &Settings) -> Results {
         db.drop_database().await;
     }
 
-    for callers in [64, 256] {
+    for callers in [64, 256].into_iter().filter(|_| s.wants("storm")) {
         results.storm.push(storm(&fake, s, callers).await);
     }
-    results.rss = Some(peak_rss(&fake, s).await);
-    results.startup = Some(startup(&fake, s).await);
+    if s.wants("rss") {
+        results.rss = Some(peak_rss(&fake, s).await);
+    }
+    if s.wants("startup") {
+        results.startup = Some(startup(&fake, s).await);
+    }
     results
 }
 
@@ -249,6 +273,7 @@ async fn peak_rss(fake: &FakeProvider, s: &Settings) -> (usize, usize, f64, f64)
         warmup: Duration::ZERO,
         duration: s.duration.max(Duration::from_secs(1)),
         concurrencies: s.concurrencies.clone(),
+        only: None,
         ..*s
     };
     let stats = scenarios::get_token(&clients, &hot, &warm, 64).await;

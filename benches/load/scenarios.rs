@@ -166,6 +166,22 @@ pub async fn direct_read(
     .await
 }
 
+/// Opens every connection of a pool before it is measured: establishing
+/// PostgreSQL connections is not what (4) measures.
+pub async fn open_all(db: &DatabaseConnection, n: usize) {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            // Hold each connection a moment so the pool must open all of them.
+            let _ = db.execute_unprepared("SELECT pg_sleep(0.05)").await;
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
 /// (5) BeginAuth alone.
 pub async fn begin_auth(clients: &Arc<Clients>, s: &Settings, concurrency: usize) -> Stats {
     let clients = clients.clone();

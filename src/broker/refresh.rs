@@ -289,9 +289,7 @@ impl Broker {
             }
             let min_valid = expires_at - now + 1;
             let id = row.id.clone();
-            let result = self
-                .with_refresh_lock(&id, self.refresh_coordinated(&row, min_valid, false))
-                .await;
+            let result = self.refresh_shared(row, min_valid, false).await;
             match result {
                 Ok(token) if token.expires_at > expires_at => refreshed += 1,
                 Ok(_) => {}

@@ -1,10 +1,7 @@
 //! GetAccessToken: serve the cached or stored token while it lives long
 //! enough, otherwise refresh it once for all concurrent callers.
 
-use std::sync::Arc;
-
 use opentelemetry::KeyValue;
-use tracing::Instrument as _;
 
 use super::{Broker, Caller, cache::Cached, sealing};
 use crate::{
@@ -19,6 +16,7 @@ use crate::{
 };
 
 /// A token handed to the caller.
+#[derive(Clone)]
 pub struct AccessToken {
     /// The token.
     pub token: Secret,
@@ -56,6 +54,11 @@ impl Broker {
         metrics()
             .cache_lookups
             .add(1, &[KeyValue::new("result", "miss")]);
+        // Cache miss: the six serving columns are enough when the stored
+        // token lives long enough; the whole row only when it must be refreshed.
+        if !force && let Some(token) = self.stored_token(caller, id, min_valid_secs).await? {
+            return Ok(token);
+        }
         let row = match self.usable_connection(caller, id).await {
             Ok(row) => row,
             Err(e) => {
@@ -73,23 +76,48 @@ impl Broker {
             return self.open_and_cache(&row);
         }
 
-        // The refresh runs as its own task: if this caller goes away (deadline,
-        // disconnect) after the provider rotated the refresh token, the new
-        // pair is still stored instead of being lost with the dropped future.
-        let broker = self.clone();
-        // It stays in the caller's span, so the provider call joins its trace.
-        let refresh = tokio::spawn(
-            async move {
-                let id = row.id.clone();
-                broker
-                    .with_refresh_lock(&id, broker.refresh_coordinated(&row, min_valid_secs, force))
-                    .await
-            }
-            .in_current_span(),
-        );
-        refresh
-            .await
-            .map_err(|e| Error::Internal(anyhow::anyhow!("refresh task failed: {e}")))?
+        self.refresh_shared(row, min_valid_secs, force).await
+    }
+
+    /// The stored token if it stays valid for `min_valid_secs`; errors for an
+    /// unknown, revoked or broken connection.
+    async fn stored_token(
+        &self,
+        caller: &Caller,
+        id: &str,
+        min_valid_secs: i64,
+    ) -> Result<Option<AccessToken>> {
+        let Some(row) = connections::find_serving(&self.inner.db, &caller.0, id).await? else {
+            self.inner.cache.remove(id);
+            return Err(Error::NotFound(format!("connection {id} not found")));
+        };
+        if row.status != status::ACTIVE {
+            self.inner.cache.remove(id);
+            return Err(status_error(id, &row.status, row.status_reason.as_deref()));
+        }
+        if flow::freshness(
+            store::now(),
+            row.access_token_expires_at,
+            min_valid_secs,
+            false,
+        ) != Freshness::Fresh
+        {
+            return Ok(None);
+        }
+        let Some(sealed) = row.access_token.as_deref() else {
+            return Ok(None);
+        };
+        let token = AccessToken {
+            token: sealing::open(
+                &self.inner.key,
+                sealed,
+                sealing::connection_slot(id, sealing::ACCESS_TOKEN),
+            )?,
+            token_type: row.token_type,
+            expires_at: row.access_token_expires_at.unwrap_or_default(),
+        };
+        self.cache_token(id, &caller.0, &token);
+        Ok(Some(token))
     }
 
     /// The caller's connection, if it can serve tokens.
@@ -133,56 +161,28 @@ impl Broker {
             ),
         );
     }
-
-    fn refresh_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .inner
-            .refresh_locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        locks.entry(id.to_owned()).or_default().clone()
-    }
-
-    /// Drops the map entry once no other task holds the lock, so the map
-    /// holds only connections being refreshed.
-    fn release_refresh_lock(&self, id: &str, lock: Arc<tokio::sync::Mutex<()>>) {
-        let mut locks = self
-            .inner
-            .refresh_locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        drop(lock);
-        if locks.get(id).is_some_and(|l| Arc::strong_count(l) == 1) {
-            locks.remove(id);
-        }
-    }
-
-    /// Runs `f` under the connection's in-process refresh lock.
-    pub(super) async fn with_refresh_lock<T>(&self, id: &str, f: impl Future<Output = T>) -> T {
-        let lock = self.refresh_lock(id);
-        let result = {
-            let _guard = lock.lock().await;
-            f.await
-        };
-        self.release_refresh_lock(id, lock);
-        result
-    }
 }
 
 /// A row that can serve tokens, or the error saying why not.
 pub(super) fn check_usable(row: ConnectionRow) -> Result<ConnectionRow> {
-    match row.status.as_str() {
-        status::ACTIVE => Ok(row),
-        status::NEEDS_REAUTH => Err(Error::FailedPrecondition(format!(
-            "connection {} needs re-authorization: {}",
-            row.id,
-            row.status_reason
-                .as_deref()
-                .unwrap_or("the provider refused its tokens")
-        ))),
-        _ => Err(Error::FailedPrecondition(format!(
-            "connection {} is revoked",
-            row.id
-        ))),
+    if row.status == status::ACTIVE {
+        return Ok(row);
+    }
+    Err(status_error(
+        &row.id,
+        &row.status,
+        row.status_reason.as_deref(),
+    ))
+}
+
+/// The error for a connection in a status that serves no tokens.
+fn status_error(id: &str, status: &str, reason: Option<&str>) -> Error {
+    if status == status::NEEDS_REAUTH {
+        Error::FailedPrecondition(format!(
+            "connection {id} needs re-authorization: {}",
+            reason.unwrap_or("the provider refused its tokens")
+        ))
+    } else {
+        Error::FailedPrecondition(format!("connection {id} is revoked"))
     }
 }

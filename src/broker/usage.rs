@@ -10,6 +10,7 @@ use tracing::Instrument as _;
 
 use super::{Broker, Caller, connect::json_object};
 use crate::{
+    config::ProviderSetting,
     error::{Error, Result},
     flow::{OutboundRequest, ProviderFailure, state::hex},
     secret::Secret,
@@ -165,11 +166,15 @@ impl Broker {
     /// Calls the provider for a claimed record and settles it. A 401 gets one
     /// forced token refresh and one more call: the provider recorded nothing.
     async fn attempt(&self, caller: &Caller, req: &UsageRequest, id: &str) -> Result<UsageOutcome> {
-        let provider = self.connection(caller, &req.connection_id).await?.provider;
-        let provider = &provider;
+        let row = self.connection(caller, &req.connection_id).await?;
+        let provider_setting = self.provider_of_row(&row.provider)?;
+        let provider = &row.provider;
         let mut force_refresh = false;
         loop {
-            let (status_code, result) = match self.call_usage(caller, req, force_refresh).await {
+            let (status_code, result) = match self
+                .call_usage(caller, req, &provider_setting, force_refresh)
+                .await
+            {
                 Ok(answer) => answer,
                 Err(e) => {
                     // Nothing reached the provider: the key may be tried again.
@@ -231,13 +236,12 @@ impl Broker {
         &self,
         caller: &Caller,
         req: &UsageRequest,
+        provider: &ProviderSetting,
         force_refresh: bool,
     ) -> Result<(Option<u16>, Result<Map<String, Value>, ProviderFailure>)> {
         let token = self
             .access_token(caller, &req.connection_id, 30, force_refresh)
             .await?;
-        let row = self.connection(caller, &req.connection_id).await?;
-        let provider = self.provider_of_row(&row.provider)?;
         let url = provider.profile.usage_url.clone().ok_or_else(|| {
             Error::FailedPrecondition(format!("provider {:?} has no usage endpoint", provider.id))
         })?;

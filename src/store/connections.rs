@@ -47,6 +47,50 @@ pub async fn find(
         .await
 }
 
+/// What serving a stored token needs, and nothing more: the hot path after a
+/// cache miss reads these six columns instead of the whole row.
+pub struct ServingRow {
+    /// ACTIVE, NEEDS_REAUTH or REVOKED.
+    pub status: String,
+    /// Why the status last changed.
+    pub status_reason: Option<String>,
+    /// Sealed access token.
+    pub access_token: Option<String>,
+    /// Usually "Bearer".
+    pub token_type: String,
+    /// Unix seconds.
+    pub access_token_expires_at: Option<i64>,
+}
+
+/// The serving columns of the caller's connection with this id.
+pub async fn find_serving(
+    db: &DatabaseConnection,
+    caller: &str,
+    id: &str,
+) -> Result<Option<ServingRow>, sea_orm::DbErr> {
+    let row: Option<(String, Option<String>, Option<String>, String, Option<i64>)> =
+        Entity::find_by_id(id)
+            .filter(Column::Caller.eq(caller))
+            .select_only()
+            .column(Column::Status)
+            .column(Column::StatusReason)
+            .column(Column::AccessToken)
+            .column(Column::TokenType)
+            .column(Column::AccessTokenExpiresAt)
+            .into_tuple()
+            .one(db)
+            .await?;
+    Ok(row.map(
+        |(status, status_reason, access_token, token_type, access_token_expires_at)| ServingRow {
+            status,
+            status_reason,
+            access_token,
+            token_type,
+            access_token_expires_at,
+        },
+    ))
+}
+
 /// The connection for one provider account of one subject, if any.
 pub async fn find_account(
     db: &DatabaseConnection,
@@ -91,6 +135,7 @@ pub async fn insert(
     db: &DatabaseConnection,
     row: ConnectionRow,
 ) -> Result<ConnectionRow, sea_orm::DbErr> {
+    let _gate = super::write_gate(db).await;
     row.into_active_model().insert(db).await
 }
 
@@ -105,6 +150,7 @@ pub async fn write_tokens(
     redirect_uri: Option<&str>,
     now: i64,
 ) -> Result<bool, sea_orm::DbErr> {
+    let _gate = super::write_gate(db).await;
     let mut update = Entity::update_many()
         .col_expr(Column::AccessToken, Expr::value(tokens.access_token))
         .col_expr(Column::RefreshToken, Expr::value(tokens.refresh_token))
@@ -145,6 +191,7 @@ pub async fn set_status(
     reason: &str,
     now: i64,
 ) -> Result<bool, sea_orm::DbErr> {
+    let _gate = super::write_gate(db).await;
     let mut update = Entity::update_many()
         .col_expr(Column::Status, Expr::value(new_status))
         .col_expr(Column::StatusReason, Expr::value(reason))
@@ -184,6 +231,7 @@ pub async fn acquire_lease(
     now: i64,
     until: i64,
 ) -> Result<bool, sea_orm::DbErr> {
+    let _gate = super::write_gate(db).await;
     let result = Entity::update_many()
         .col_expr(Column::RefreshLeaseOwner, Expr::value(owner))
         .col_expr(Column::RefreshLeaseUntil, Expr::value(until))
@@ -207,6 +255,7 @@ pub async fn release_lease(
     id: &str,
     owner: &str,
 ) -> Result<(), sea_orm::DbErr> {
+    let _gate = super::write_gate(db).await;
     Entity::update_many()
         .col_expr(
             Column::RefreshLeaseOwner,

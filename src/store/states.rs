@@ -23,6 +23,7 @@ pub enum Taken {
 
 /// Stores a new state.
 pub async fn insert(db: &DatabaseConnection, state: AuthState) -> Result<(), sea_orm::DbErr> {
+    let _gate = super::write_gate(db).await;
     state.into_active_model().insert(db).await.map(|_| ())
 }
 
@@ -40,11 +41,13 @@ pub async fn take(
     if state.caller != caller {
         return Ok(Taken::OtherCaller);
     }
+    let gate = super::write_gate(db).await;
     let deleted = Entity::delete_many()
         .filter(Column::StateHash.eq(state_hash))
         .exec(db)
         .await?
         .rows_affected;
+    drop(gate);
     if deleted == 0 {
         return Ok(Taken::Unknown);
     }
@@ -56,6 +59,7 @@ pub async fn take(
 
 /// Deletes states that expired before `now`; returns how many.
 pub async fn delete_expired(db: &DatabaseConnection, now: i64) -> Result<u64, sea_orm::DbErr> {
+    let _gate = super::write_gate(db).await;
     Ok(Entity::delete_many()
         .filter(Column::ExpiresAt.lte(now))
         .exec(db)

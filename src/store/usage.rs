@@ -42,10 +42,7 @@ pub async fn claim_new(
     db: &DatabaseConnection,
     record: UsageRecord,
 ) -> Result<bool, sea_orm::DbErr> {
-    let existing = find(db, &record.caller, &record.idempotency_key).await?;
-    if existing.is_some() {
-        return Ok(false);
-    }
+    let _gate = super::write_gate(db).await;
     match record.into_active_model().insert(db).await {
         Ok(_) => Ok(true),
         // A concurrent duplicate inserted first: the unique index decided.
@@ -67,6 +64,7 @@ pub async fn claim_retry(
     id: &str,
     now: i64,
 ) -> Result<bool, sea_orm::DbErr> {
+    let _gate = super::write_gate(db).await;
     let result = Entity::update_many()
         .col_expr(Column::Status, Expr::value(status::PENDING))
         .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
@@ -98,6 +96,7 @@ pub async fn settle(
     s: Settlement<'_>,
     now: i64,
 ) -> Result<(), sea_orm::DbErr> {
+    let _gate = super::write_gate(db).await;
     Entity::update_many()
         .col_expr(Column::Status, Expr::value(s.status))
         .col_expr(
@@ -122,6 +121,7 @@ pub async fn delete_settled_before(
     db: &DatabaseConnection,
     before: i64,
 ) -> Result<u64, sea_orm::DbErr> {
+    let _gate = super::write_gate(db).await;
     Ok(Entity::delete_many()
         .filter(Column::UpdatedAt.lt(before))
         .filter(Column::Status.ne(status::PENDING))
@@ -136,6 +136,7 @@ pub async fn mark_unknown(
     id: &str,
     now: i64,
 ) -> Result<(), sea_orm::DbErr> {
+    let _gate = super::write_gate(db).await;
     Entity::update_many()
         .col_expr(Column::Status, Expr::value(status::UNKNOWN))
         .col_expr(
