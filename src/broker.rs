@@ -49,7 +49,7 @@ struct Inner {
     providers: BTreeMap<String, Arc<ProviderSetting>>,
     state_ttl: Duration,
     /// Refreshes in flight in this process, by connection id (see `flight`).
-    flights: Mutex<HashMap<String, tokio::sync::watch::Receiver<Option<Result<AccessToken>>>>>,
+    flights: Mutex<HashMap<String, flight::Flight>>,
     /// Recently served tokens.
     cache: cache::TokenCache,
     /// Refresh window and cache bounds.

@@ -63,6 +63,16 @@ impl TokenCache {
             .cloned()
     }
 
+    /// The expiry of the entry for `id` owned by `caller`, even past its TTL:
+    /// a hint that the token needs a refresh, never a reason to serve it.
+    pub fn expiry_hint(&self, id: &str, caller: &str) -> Option<i64> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(id)
+            .filter(|c| c.caller == caller)
+            .map(|c| c.expires_at)
+    }
+
     /// Stores or replaces the entry for `id`.
     pub fn put(&self, id: &str, entry: Cached) {
         if self.ttl.is_zero() || self.capacity == 0 {

@@ -7,83 +7,97 @@
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
-use super::{Broker, tokens::AccessToken};
-use crate::{
-    error::{Error, Result},
-    store::connections::ConnectionRow,
-};
+use super::{Broker, Caller, tokens::AccessToken};
+use crate::error::{Error, Result};
 
 /// A refresh's outcome as followers see it.
-type Outcome = Option<Result<AccessToken, Error>>;
+pub(super) type Outcome = Option<Result<AccessToken, Error>>;
 
-/// What a caller does about a refresh in flight.
-enum Role {
-    Lead(watch::Sender<Outcome>),
-    Follow(watch::Receiver<Outcome>),
-}
+/// A refresh in flight: its caller (only that caller may follow) and outcome.
+pub(super) type Flight = (String, watch::Receiver<Outcome>);
 
 impl Broker {
-    /// Refreshes `row` once for every concurrent caller in this process. The
-    /// refresh runs as its own task in the caller's span: if the caller goes
-    /// away after the provider rotated the token, the new pair is still stored.
+    /// The refresh of `id` in flight for `caller`, if any.
+    pub(super) fn flight_of(&self, caller: &Caller, id: &str) -> Option<watch::Receiver<Outcome>> {
+        let flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
+        flights
+            .get(id)
+            .filter(|(owner, _)| *owner == caller.0)
+            .map(|(_, rx)| rx.clone())
+    }
+
+    /// Waits for a flight's outcome.
+    pub(super) async fn follow(mut rx: watch::Receiver<Outcome>) -> Result<AccessToken> {
+        match rx.wait_for(Option::is_some).await {
+            Ok(outcome) => match outcome.as_ref() {
+                Some(Ok(token)) => Ok(token.clone()),
+                Some(Err(e)) => Err(e.duplicate()),
+                None => Err(Error::Internal(anyhow::anyhow!(
+                    "refresh flight ended without a result"
+                ))),
+            },
+            Err(_) => Err(Error::Internal(anyhow::anyhow!(
+                "refresh flight was dropped"
+            ))),
+        }
+    }
+
+    /// Refreshes connection `id` once for every concurrent caller in this
+    /// process. The refresh runs as its own task in the caller's span: if the
+    /// caller goes away after the provider rotated the token, the new pair is
+    /// still stored.
     pub(super) async fn refresh_shared(
         &self,
-        row: ConnectionRow,
+        caller: &Caller,
+        id: &str,
+        seen_version: Option<i64>,
         min_valid_secs: i64,
         force: bool,
     ) -> Result<AccessToken> {
-        let id = row.id.clone();
-        let role = {
+        let tx = {
             let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
-            match flights.get(&id) {
-                Some(rx) => Role::Follow(rx.clone()),
+            match flights.get(id) {
+                Some((owner, rx)) if *owner == caller.0 => Err(rx.clone()),
+                // Another caller's flight on this id cannot be this caller's
+                // connection: refresh_coordinated will say NOT_FOUND.
+                Some(_) => Ok(None),
                 None => {
                     let (tx, rx) = watch::channel(None);
-                    flights.insert(id.clone(), rx);
-                    Role::Lead(tx)
+                    flights.insert(id.to_owned(), (caller.0.clone(), rx));
+                    Ok(Some(tx))
                 }
             }
         };
-        match role {
-            Role::Follow(mut rx) => match rx.wait_for(Option::is_some).await {
-                Ok(outcome) => match outcome.as_ref() {
-                    Some(Ok(token)) => Ok(token.clone()),
-                    Some(Err(e)) => Err(e.duplicate()),
-                    None => Err(Error::Internal(anyhow::anyhow!(
-                        "refresh flight ended without a result"
-                    ))),
-                },
-                Err(_) => Err(Error::Internal(anyhow::anyhow!(
-                    "refresh flight was dropped"
-                ))),
-            },
-            Role::Lead(tx) => {
-                let broker = self.clone();
-                let task = tokio::spawn(
-                    async move {
-                        let result = broker
-                            .refresh_coordinated(&row, min_valid_secs, force)
-                            .await;
-                        // Leave the map first: a caller arriving from now on
-                        // reads the stored (new) token instead of following.
-                        broker
-                            .inner
-                            .flights
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&row.id);
-                        let shared = match &result {
-                            Ok(token) => Ok(token.clone()),
-                            Err(e) => Err(e.duplicate()),
-                        };
-                        let _ = tx.send(Some(shared));
-                        result
-                    }
-                    .in_current_span(),
-                );
-                task.await
-                    .map_err(|e| Error::Internal(anyhow::anyhow!("refresh task failed: {e}")))?
+        let tx = match tx {
+            Err(rx) => return Self::follow(rx).await,
+            Ok(tx) => tx,
+        };
+        let (broker, caller, id) = (self.clone(), caller.clone(), id.to_owned());
+        let task = tokio::spawn(
+            async move {
+                let result = broker
+                    .refresh_coordinated(&caller, &id, seen_version, min_valid_secs, force)
+                    .await;
+                if let Some(tx) = tx {
+                    // Leave the map first: a caller arriving from now on reads
+                    // the stored (new) token instead of following.
+                    broker
+                        .inner
+                        .flights
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
+                    let shared = match &result {
+                        Ok(token) => Ok(token.clone()),
+                        Err(e) => Err(e.duplicate()),
+                    };
+                    let _ = tx.send(Some(shared));
+                }
+                result
             }
-        }
+            .in_current_span(),
+        );
+        task.await
+            .map_err(|e| Error::Internal(anyhow::anyhow!("refresh task failed: {e}")))?
     }
 }

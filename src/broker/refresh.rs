@@ -32,28 +32,28 @@ use crate::{
 const LEASE_POLL: Duration = Duration::from_millis(20);
 
 impl Broker {
-    /// Refreshes `seen` unless someone else already did; see the module comment.
+    /// Refreshes connection `id` unless someone else already did since the
+    /// caller saw it at `seen_version` (`None`: not read); see the module comment.
     pub(super) async fn refresh_coordinated(
         &self,
-        seen: &ConnectionRow,
+        caller: &Caller,
+        id: &str,
+        seen_version: Option<i64>,
         min_valid_secs: i64,
         force: bool,
     ) -> Result<AccessToken> {
-        let caller = Caller(seen.caller.clone());
         let deadline = Instant::now() + self.inner.lease + Duration::from_secs(1);
         loop {
-            let current = self
-                .usable_connection(&caller, &seen.id)
-                .await
-                .inspect_err(|_| {
-                    self.inner.cache.remove(&seen.id);
-                })?;
+            let current = self.usable_connection(caller, id).await.inspect_err(|_| {
+                self.inner.cache.remove(id);
+            })?;
             let now = store::now();
             let still_valid = current.access_token_expires_at.is_some_and(|exp| exp > now);
             // Another caller or replica refreshed while this one waited: that
             // token is as fresh as the provider gives, so it serves this call
             // too (even a forced one, or one asking for more than the lifetime).
-            let refreshed_meanwhile = current.version != seen.version && still_valid;
+            let refreshed_meanwhile =
+                seen_version.is_some_and(|v| v != current.version) && still_valid;
             if refreshed_meanwhile
                 || flow::freshness(now, current.access_token_expires_at, min_valid_secs, force)
                     == Freshness::Fresh
@@ -289,7 +289,15 @@ impl Broker {
             }
             let min_valid = expires_at - now + 1;
             let id = row.id.clone();
-            let result = self.refresh_shared(row, min_valid, false).await;
+            let result = self
+                .refresh_shared(
+                    &Caller(row.caller.clone()),
+                    &id,
+                    Some(row.version),
+                    min_valid,
+                    false,
+                )
+                .await;
             match result {
                 Ok(token) if token.expires_at > expires_at => refreshed += 1,
                 Ok(_) => {}

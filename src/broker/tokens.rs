@@ -54,29 +54,30 @@ impl Broker {
         metrics()
             .cache_lookups
             .add(1, &[KeyValue::new("result", "miss")]);
-        // Cache miss: the six serving columns are enough when the stored
-        // token lives long enough; the whole row only when it must be refreshed.
-        if !force && let Some(token) = self.stored_token(caller, id, min_valid_secs).await? {
+        // A refresh of this connection is already in flight here: join it
+        // without touching the database.
+        if let Some(flight) = self.flight_of(caller, id) {
+            return Self::follow(flight).await;
+        }
+        // The cached entry, even past its TTL, may already say the token is
+        // too short: then go straight to the refresh, whose leader reads the row.
+        let known_stale = self
+            .inner
+            .cache
+            .expiry_hint(id, &caller.0)
+            .is_some_and(|exp| {
+                flow::freshness(store::now(), Some(exp), min_valid_secs, false) != Freshness::Fresh
+            });
+        // Otherwise the six serving columns are enough when the stored token
+        // lives long enough.
+        if !force
+            && !known_stale
+            && let Some(token) = self.stored_token(caller, id, min_valid_secs).await?
+        {
             return Ok(token);
         }
-        let row = match self.usable_connection(caller, id).await {
-            Ok(row) => row,
-            Err(e) => {
-                self.inner.cache.remove(id);
-                return Err(e);
-            }
-        };
-        if flow::freshness(
-            store::now(),
-            row.access_token_expires_at,
-            min_valid_secs,
-            force,
-        ) == Freshness::Fresh
-        {
-            return self.open_and_cache(&row);
-        }
-
-        self.refresh_shared(row, min_valid_secs, force).await
+        self.refresh_shared(caller, id, None, min_valid_secs, force)
+            .await
     }
 
     /// The stored token if it stays valid for `min_valid_secs`; errors for an

@@ -62,24 +62,26 @@ pub struct ServingRow {
     pub access_token_expires_at: Option<i64>,
 }
 
+/// status, status_reason, access_token, token_type, access_token_expires_at.
+type ServingColumns = (String, Option<String>, Option<String>, String, Option<i64>);
+
 /// The serving columns of the caller's connection with this id.
 pub async fn find_serving(
     db: &DatabaseConnection,
     caller: &str,
     id: &str,
 ) -> Result<Option<ServingRow>, sea_orm::DbErr> {
-    let row: Option<(String, Option<String>, Option<String>, String, Option<i64>)> =
-        Entity::find_by_id(id)
-            .filter(Column::Caller.eq(caller))
-            .select_only()
-            .column(Column::Status)
-            .column(Column::StatusReason)
-            .column(Column::AccessToken)
-            .column(Column::TokenType)
-            .column(Column::AccessTokenExpiresAt)
-            .into_tuple()
-            .one(db)
-            .await?;
+    let row: Option<ServingColumns> = Entity::find_by_id(id)
+        .filter(Column::Caller.eq(caller))
+        .select_only()
+        .column(Column::Status)
+        .column(Column::StatusReason)
+        .column(Column::AccessToken)
+        .column(Column::TokenType)
+        .column(Column::AccessTokenExpiresAt)
+        .into_tuple()
+        .one(db)
+        .await?;
     Ok(row.map(
         |(status, status_reason, access_token, token_type, access_token_expires_at)| ServingRow {
             status,
