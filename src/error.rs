@@ -105,13 +105,31 @@ impl Error {
 
 impl From<sea_orm::DbErr> for Error {
     fn from(e: sea_orm::DbErr) -> Self {
-        match e {
-            sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_) => {
-                tracing::error!(error = %e, "database unavailable");
-                Self::Unavailable("database unavailable".into())
-            }
-            other => Self::Internal(other.into()),
+        if database_unreachable(&e) {
+            tracing::error!(error = %e, "database unavailable");
+            return Self::Unavailable("database unavailable".into());
         }
+        Self::Internal(e.into())
+    }
+}
+
+/// Whether a database error means "cannot reach the database" (retry later)
+/// rather than a bug: no connection could be had, or the one used broke.
+fn database_unreachable(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx::Error as Sqlx};
+    match e {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,
+        DbErr::Query(RuntimeErr::SqlxError(inner)) | DbErr::Exec(RuntimeErr::SqlxError(inner)) => {
+            matches!(
+                inner.as_ref(),
+                Sqlx::Io(_)
+                    | Sqlx::PoolTimedOut
+                    | Sqlx::PoolClosed
+                    | Sqlx::WorkerCrashed
+                    | Sqlx::Protocol(_)
+            )
+        }
+        _ => false,
     }
 }
 

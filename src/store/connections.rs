@@ -4,7 +4,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, UpdateMany, sea_query::Expr,
 };
 
 use super::entity::connection::{self, Column, Entity};
@@ -162,13 +162,8 @@ pub async fn write_tokens(
         .col_expr(Column::Status, Expr::value(status::ACTIVE))
         .col_expr(Column::StatusReason, Expr::value(Option::<String>::None))
         .col_expr(Column::Version, Expr::value(expected_version + 1))
-        .col_expr(Column::UpdatedAt, Expr::value(now))
-        .col_expr(
-            Column::RefreshLeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(Column::RefreshLeaseUntil, Expr::value(Option::<i64>::None))
-        .col_expr(Column::RefreshStartedAt, Expr::value(Option::<i64>::None));
+        .col_expr(Column::UpdatedAt, Expr::value(now));
+    update = without_lease(update);
     if let Some(scopes) = scopes {
         update = update.col_expr(Column::Scopes, Expr::value(scopes));
     }
@@ -198,13 +193,8 @@ pub async fn set_status(
         .col_expr(Column::Status, Expr::value(new_status))
         .col_expr(Column::StatusReason, Expr::value(reason))
         .col_expr(Column::Version, Expr::value(expected_version + 1))
-        .col_expr(Column::UpdatedAt, Expr::value(now))
-        .col_expr(
-            Column::RefreshLeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(Column::RefreshLeaseUntil, Expr::value(Option::<i64>::None))
-        .col_expr(Column::RefreshStartedAt, Expr::value(Option::<i64>::None));
+        .col_expr(Column::UpdatedAt, Expr::value(now));
+    update = without_lease(update);
     if new_status == status::REVOKED {
         update = update
             .col_expr(Column::AccessToken, Expr::value(Option::<String>::None))
@@ -220,6 +210,18 @@ pub async fn set_status(
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// Clears the refresh lease columns: every token or status write ends any
+/// refresh in progress.
+fn without_lease(update: UpdateMany<Entity>) -> UpdateMany<Entity> {
+    update
+        .col_expr(
+            Column::RefreshLeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(Column::RefreshLeaseUntil, Expr::value(Option::<i64>::None))
+        .col_expr(Column::RefreshStartedAt, Expr::value(Option::<i64>::None))
 }
 
 /// Takes the refresh lease of a row still at `version` whose lease is free or
@@ -258,13 +260,7 @@ pub async fn release_lease(
     owner: &str,
 ) -> Result<(), sea_orm::DbErr> {
     let _gate = super::write_gate(db).await;
-    Entity::update_many()
-        .col_expr(
-            Column::RefreshLeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(Column::RefreshLeaseUntil, Expr::value(Option::<i64>::None))
-        .col_expr(Column::RefreshStartedAt, Expr::value(Option::<i64>::None))
+    without_lease(Entity::update_many())
         .filter(Column::Id.eq(id))
         .filter(Column::RefreshLeaseOwner.eq(owner))
         .exec(db)

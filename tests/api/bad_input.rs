@@ -213,15 +213,7 @@ async fn connections_can_be_listed_and_fetched(backend: Backend) {
         .expect("list")
         .into_inner());
     assert_eq!(askara, vec![c.id.clone(), b.id.clone()]);
-    let got = client
-        .get_connection(pb::GetConnectionRequest {
-            connection_id: a.id.clone(),
-        })
-        .await
-        .expect("get")
-        .into_inner()
-        .connection
-        .expect("connection");
+    let got = fetch(&mut client, &a.id).await;
     assert_eq!(got, a);
     assert_eq!(got.scopes, vec!["read".to_string(), "write".to_string()]);
     assert!(

@@ -79,16 +79,7 @@ async fn refresh_faults_are_unavailable_and_keep_the_connection(backend: Backend
         assert_eq!(attempts, expected, "{fault:?}");
     }
     app.fakes.ares.set_fault(Fault::None);
-    let status = client
-        .get_connection(pb::GetConnectionRequest {
-            connection_id: conn.id.clone(),
-        })
-        .await
-        .expect("get")
-        .into_inner()
-        .connection
-        .expect("connection")
-        .status();
+    let status = fetch(&mut client, &conn.id).await.status();
     assert_eq!(
         status,
         pb::ConnectionStatus::Active,
@@ -115,13 +106,7 @@ async fn a_still_valid_token_is_served_through_an_outage(backend: Backend) {
     assert_eq!(served.access_token, stored.access_token);
     assert_eq!(served.expires_at, stored.expires_at);
     // A forced refresh means the caller saw the token fail: no fallback.
-    let forced = client
-        .get_access_token(pb::GetAccessTokenRequest {
-            connection_id: conn.id.clone(),
-            force_refresh: true,
-            ..Default::default()
-        })
-        .await;
+    let forced = force_refresh(&mut client, &conn.id).await;
     assert_eq!(forced.expect_err("unavailable").code(), Code::Unavailable);
 }
 

@@ -437,15 +437,7 @@ async fn the_generic_oauth2_kind_is_configured_by_knobs_alone(backend: Backend) 
                 "learned from the configured userinfo_url"
             );
         }
-        let refreshed = client
-            .get_access_token(pb::GetAccessTokenRequest {
-                connection_id: conn.id.clone(),
-                force_refresh: true,
-                ..Default::default()
-            })
-            .await
-            .expect("refresh")
-            .into_inner();
+        let refreshed = force_refresh(&mut client, &conn.id).await.expect("refresh");
         assert_eq!(
             Some(refreshed.access_token),
             fake.last_access_token(),

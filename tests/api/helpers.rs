@@ -288,6 +288,15 @@ impl TestApp {
         self.logs.lock().expect("logs").join("\n")
     }
 
+    /// Makes the stored access token of `id` expired, as if time had passed.
+    pub async fn expire(&self, id: &str) {
+        self.db
+            .execute(&format!(
+                "UPDATE connections SET access_token_expires_at = 0 WHERE id = '{id}'"
+            ))
+            .await;
+    }
+
     /// Everything the database holds, as text: the SQLite file and its WAL
     /// as raw bytes, or every PostgreSQL row.
     pub async fn database_contents(&self) -> String {
@@ -508,6 +517,34 @@ pub async fn token(
         })
         .await
         .map(|r| r.into_inner())
+}
+
+/// GetAccessToken with `force_refresh`.
+pub async fn force_refresh(
+    client: &mut Client,
+    id: &str,
+) -> Result<pb::GetAccessTokenResponse, Status> {
+    client
+        .get_access_token(pb::GetAccessTokenRequest {
+            connection_id: id.into(),
+            force_refresh: true,
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// GetConnection, expecting the connection.
+pub async fn fetch(client: &mut Client, id: &str) -> pb::Connection {
+    client
+        .get_connection(pb::GetConnectionRequest {
+            connection_id: id.into(),
+        })
+        .await
+        .expect("GetConnection")
+        .into_inner()
+        .connection
+        .expect("connection")
 }
 
 /// Asserts a status code and that the message mentions `needle`.

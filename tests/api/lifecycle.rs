@@ -10,12 +10,7 @@ async fn sigterm_lets_in_flight_calls_finish(backend: Backend) {
     let mut app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let conn = connect(&app, &mut client, "askara", "u").await;
-    app.db
-        .execute(&format!(
-            "UPDATE connections SET access_token_expires_at = 0 WHERE id = '{}'",
-            conn.id
-        ))
-        .await;
+    app.expire(&conn.id).await;
     let fake = app.fakes.askara.clone();
     fake.set_delay(Duration::from_millis(1_500));
     let in_flight = {

@@ -24,15 +24,9 @@ async fn connections_survive_a_restart(backend: Backend) {
         "served from storage"
     );
     // Refresh still works with the stored (sealed) refresh token.
-    let refreshed = client
-        .get_access_token(pb::GetAccessTokenRequest {
-            connection_id: conn.id.clone(),
-            force_refresh: true,
-            ..Default::default()
-        })
+    let refreshed = force_refresh(&mut client, &conn.id)
         .await
-        .expect("refresh after restart")
-        .into_inner();
+        .expect("refresh after restart");
     assert_eq!(
         Some(refreshed.access_token),
         app.fakes.askara.last_access_token()
@@ -48,14 +42,7 @@ async fn no_secret_in_the_database_or_the_logs(backend: Backend) {
     let mut ids = Vec::new();
     for provider in ["ares", "aries", "askara", "arterra"] {
         let conn = connect(&app, &mut client, provider, "u").await;
-        client
-            .get_access_token(pb::GetAccessTokenRequest {
-                connection_id: conn.id.clone(),
-                force_refresh: true,
-                ..Default::default()
-            })
-            .await
-            .expect("refresh");
+        force_refresh(&mut client, &conn.id).await.expect("refresh");
         ids.push(conn.id);
     }
     client

@@ -65,15 +65,7 @@ async fn invalid_grant_marks_the_connection_needs_reauth(backend: Backend) {
         Code::FailedPrecondition,
         "invalid_grant",
     );
-    let stored = client
-        .get_connection(pb::GetConnectionRequest {
-            connection_id: conn.id.clone(),
-        })
-        .await
-        .expect("get")
-        .into_inner()
-        .connection
-        .expect("connection");
+    let stored = fetch(&mut client, &conn.id).await;
     assert_eq!(stored.status(), ConnectionStatus::NeedsReauth);
     // Further calls fail fast without calling the provider again.
     let refreshes = app.fakes.arterra.token_requests("refresh_token");
