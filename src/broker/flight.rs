@@ -63,8 +63,8 @@ impl Broker {
                 Some(_) => Ok(None),
                 None => {
                     let (tx, rx) = watch::channel(None);
-                    flights.insert(id.to_owned(), (caller.0.clone(), rx));
-                    Ok(Some(tx))
+                    flights.insert(id.to_owned(), (caller.0.clone(), rx.clone()));
+                    Ok(Some((tx, rx)))
                 }
             }
         };
@@ -75,18 +75,20 @@ impl Broker {
         let (broker, caller, id) = (self.clone(), caller.clone(), id.to_owned());
         let task = tokio::spawn(
             async move {
+                // Removes this flight from the map however the task ends, a
+                // panic included, so a dead flight never captures later callers.
+                let entry = tx.as_ref().map(|(_, rx)| FlightEntry {
+                    broker: broker.clone(),
+                    id: id.clone(),
+                    rx: rx.clone(),
+                });
                 let result = broker
                     .refresh_coordinated(&caller, &id, seen_version, min_valid_secs, force)
                     .await;
-                if let Some(tx) = tx {
-                    // Leave the map first: a caller arriving from now on reads
-                    // the stored (new) token instead of following.
-                    broker
-                        .inner
-                        .flights
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&id);
+                // Leave the map first: a caller arriving from now on reads the
+                // stored (new) token instead of following.
+                drop(entry);
+                if let Some((tx, _)) = tx {
                     let shared = match &result {
                         Ok(token) => Ok(token.clone()),
                         Err(e) => Err(e.duplicate()),
@@ -99,5 +101,30 @@ impl Broker {
         );
         task.await
             .map_err(|e| Error::Internal(anyhow::anyhow!("refresh task failed: {e}")))?
+    }
+}
+
+/// A flight's place in the map; dropping it removes that flight (and only
+/// that one: a newer flight of the same connection stays).
+struct FlightEntry {
+    broker: Broker,
+    id: String,
+    rx: watch::Receiver<Outcome>,
+}
+
+impl Drop for FlightEntry {
+    fn drop(&mut self) {
+        let mut flights = self
+            .broker
+            .inner
+            .flights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if flights
+            .get(&self.id)
+            .is_some_and(|(_, rx)| rx.same_channel(&self.rx))
+        {
+            flights.remove(&self.id);
+        }
     }
 }
