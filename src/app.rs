@@ -101,9 +101,10 @@ pub async fn serve(
         }
     };
     let http = HttpClient::new(&settings.http).context("building the HTTP client")?;
-    // A lease outlasts the slowest refresh: every attempt timing out (reqwest's
-    // total timeout includes connecting), plus ~2.5 s of backoff.
-    let lease = settings.http.timeout * 3 + Duration::from_secs(3);
+    // A lease outlasts the slowest refresh: three attempts timing out
+    // (reqwest's total timeout includes connecting), two Retry-After waits of
+    // at most 2 s, the writes, whole-second rounding and some clock drift.
+    let lease = settings.http.timeout * 3 + Duration::from_secs(10);
     let broker = Broker::new(
         db.clone(),
         key,
@@ -133,7 +134,7 @@ pub async fn serve(
     tokio::spawn(janitor(db.clone(), settings.usage_retention));
     tokio::spawn(count_connections(db.clone()));
     if let Some(interval) = settings.tokens.refresh_interval {
-        tokio::spawn(refresher(broker.clone(), interval));
+        tokio::spawn(refresher(broker.clone(), interval, stopping.clone()));
     }
 
     // v1 and v1alpha: older grpcurl and grpc_cli only speak v1alpha.
@@ -225,6 +226,9 @@ async fn watch_database(
             } else {
                 tracing::error!("database unreachable: NOT_SERVING");
             }
+            if stopping.load(Ordering::SeqCst) {
+                return;
+            }
             set_health(&reporter, status).await;
         }
     }
@@ -273,9 +277,14 @@ async fn janitor(db: DatabaseConnection, usage_retention: Duration) {
 }
 
 /// Renews connections nearing expiry so that callers rarely wait on a refresh.
-async fn refresher(broker: Broker, interval: Duration) {
+async fn refresher(broker: Broker, interval: Duration, stopping: Arc<AtomicBool>) {
     loop {
         tokio::time::sleep(interval).await;
+        // No new refreshes once draining: one cut off at exit could lose a
+        // rotated refresh token.
+        if stopping.load(Ordering::SeqCst) {
+            return;
+        }
         match broker.refresh_expiring().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(refreshed = n, "background refresh pass"),

@@ -50,6 +50,9 @@ impl Broker {
             .await?
             {
                 log_status_change(&row, status::REVOKED, reason);
+                // Again after the write: a read that raced the revoke may have
+                // cached the token meanwhile.
+                self.inner.cache.remove(id);
                 return self.connection(caller, id).await;
             }
         }

@@ -84,10 +84,23 @@ impl Broker {
                             "resuming after an interrupted refresh"
                         );
                     }
-                    let provider = self.provider_of_row(&current.provider)?;
-                    return self
-                        .refresh_holding_lease(&provider, current, interrupted, force)
-                        .await;
+                    let id = current.id.clone();
+                    let result = match self.provider_of_row(&current.provider) {
+                        Ok(provider) => {
+                            self.refresh_holding_lease(&provider, current, interrupted, force)
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    // Any early exit (a provider removed from config, a key that
+                    // cannot open the token, a failed write) gives the lease
+                    // back; after a successful write or a status change this
+                    // finds nothing to release.
+                    if result.is_err() {
+                        let _ = connections::release_lease(&self.inner.db, &id, &self.inner.owner)
+                            .await;
+                    }
+                    return result;
                 }
                 continue;
             }

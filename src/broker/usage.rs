@@ -160,14 +160,27 @@ impl Broker {
 
     /// Longer than any attempt can last (token refresh plus the usage call).
     fn stale_pending_secs(&self) -> i64 {
-        2 * self.inner.lease.as_secs() as i64
+        // A lease wait, a refresh, a forced refresh after a 401 and two usage
+        // calls, with room to spare.
+        4 * self.inner.lease.as_secs() as i64
     }
 
     /// Calls the provider for a claimed record and settles it. A 401 gets one
     /// forced token refresh and one more call: the provider recorded nothing.
     async fn attempt(&self, caller: &Caller, req: &UsageRequest, id: &str) -> Result<UsageOutcome> {
-        let row = self.connection(caller, &req.connection_id).await?;
-        let provider_setting = self.provider_of_row(&row.provider)?;
+        let found = match self.connection(caller, &req.connection_id).await {
+            Ok(row) => self.provider_of_row(&row.provider).map(|p| (row, p)),
+            Err(e) => Err(e),
+        };
+        let (row, provider_setting) = match found {
+            Ok(found) => found,
+            Err(e) => {
+                // Nothing was sent: the key may be tried again.
+                self.settle(id, status::RETRYABLE, None, None, Some(&e.to_string()))
+                    .await?;
+                return Err(e);
+            }
+        };
         let provider = &row.provider;
         let mut force_refresh = false;
         loop {

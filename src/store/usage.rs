@@ -110,7 +110,9 @@ pub async fn settle(
         .col_expr(Column::Error, Expr::value(s.error.map(str::to_owned)))
         .col_expr(Column::UpdatedAt, Expr::value(now))
         .filter(Column::Id.eq(id))
-        .filter(Column::Status.eq(status::PENDING))
+        // A live attempt that a duplicate judged abandoned (unknown) still
+        // records what the provider actually said.
+        .filter(Column::Status.is_in([status::PENDING, status::UNKNOWN]))
         .exec(db)
         .await?;
     Ok(())

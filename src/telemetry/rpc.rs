@@ -100,7 +100,7 @@ where
                 metrics().rpc_duration.record(
                     started.elapsed().as_secs_f64(),
                     &[
-                        KeyValue::new("rpc.method", path),
+                        KeyValue::new("rpc.method", method_label(path)),
                         KeyValue::new("rpc.grpc.status_code", code),
                     ],
                 );
@@ -109,4 +109,22 @@ where
             .instrument(span),
         )
     }
+}
+
+/// The metric label for a request path: the method for the services served,
+/// one bucket for anything else (this layer runs before authentication, so
+/// arbitrary paths must not create time series).
+fn method_label(path: String) -> String {
+    const SERVED: [&str; 4] = [
+        "/authbroker.v1.AuthBroker/",
+        "/grpc.health.v1.Health/",
+        "/grpc.reflection.v1.ServerReflection/",
+        "/grpc.reflection.v1alpha.ServerReflection/",
+    ];
+    let known = SERVED.iter().any(|prefix| {
+        path.strip_prefix(prefix).is_some_and(|m| {
+            !m.is_empty() && m.len() <= 64 && m.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+    });
+    if known { path } else { "other".to_owned() }
 }
