@@ -9,27 +9,21 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::secret::Secret;
+use super::tokens::AccessToken;
 
 /// A cached token of one connection.
-#[derive(Clone)]
 pub(super) struct Cached {
     /// Owning caller; another caller never gets a hit.
-    pub caller: String,
-    pub token: Secret,
-    pub token_type: String,
-    /// Unix seconds.
-    pub expires_at: i64,
+    caller: String,
+    token: AccessToken,
     stored: Instant,
 }
 
 impl Cached {
-    pub fn new(caller: &str, token: Secret, token_type: String, expires_at: i64) -> Self {
+    pub fn new(caller: &str, token: AccessToken) -> Self {
         Self {
             caller: caller.to_owned(),
             token,
-            token_type,
-            expires_at,
             stored: Instant::now(),
         }
     }
@@ -51,8 +45,8 @@ impl TokenCache {
         }
     }
 
-    /// The entry for `id` if it belongs to `caller` and is within its TTL.
-    pub fn get(&self, id: &str, caller: &str) -> Option<Cached> {
+    /// The token of `id` if it belongs to `caller` and is within its TTL.
+    pub fn get(&self, id: &str, caller: &str) -> Option<AccessToken> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -60,7 +54,7 @@ impl TokenCache {
         entries
             .get(id)
             .filter(|c| c.caller == caller && c.stored.elapsed() < self.ttl)
-            .cloned()
+            .map(|c| c.token.clone())
     }
 
     /// The expiry of the entry for `id` owned by `caller`, even past its TTL:
@@ -70,7 +64,7 @@ impl TokenCache {
         entries
             .get(id)
             .filter(|c| c.caller == caller)
-            .map(|c| c.expires_at)
+            .map(|c| c.token.expires_at)
     }
 
     /// Stores or replaces the entry for `id`.
@@ -109,7 +103,12 @@ mod tests {
     use super::*;
 
     fn entry(caller: &str) -> Cached {
-        Cached::new(caller, Secret::new("t"), "Bearer".into(), 100)
+        let token = AccessToken {
+            token: crate::secret::Secret::new("t"),
+            token_type: "Bearer".into(),
+            expires_at: 100,
+        };
+        Cached::new(caller, token)
     }
 
     #[test]

@@ -58,7 +58,7 @@ impl Broker {
                 || flow::freshness(now, current.access_token_expires_at, min_valid_secs, force)
                     == Freshness::Fresh
             {
-                return self.open_and_cache(&current);
+                return self.open_row(&current);
             }
             let lease_free = current.refresh_lease_until.is_none_or(|until| until <= now);
             if lease_free {
@@ -106,7 +106,7 @@ impl Broker {
             }
             if Instant::now() >= deadline {
                 if still_valid && !force {
-                    return self.open_and_cache(&current);
+                    return self.open_row(&current);
                 }
                 telemetry::metrics::refresh("contention");
                 return Err(Error::Aborted(format!(
@@ -144,7 +144,7 @@ impl Broker {
                         row.id
                     )));
                 }
-                return self.open_and_cache(&row);
+                return self.open_row(&row);
             }
             let reason = "the access token expired and the provider issued no refresh token";
             telemetry::metrics::refresh("no_refresh_token");
@@ -203,7 +203,7 @@ impl Broker {
                 {
                     telemetry::metrics::refresh("served_stale");
                     tracing::warn!(connection_id = %row.id, provider = %provider.id, ?failure, "refresh failed; serving the still-valid token");
-                    return self.open_and_cache(&row);
+                    return self.open_row(&row);
                 }
                 telemetry::metrics::refresh("failed");
                 Err(Error::provider(&provider.id, "refresh", failure))
@@ -241,7 +241,7 @@ impl Broker {
             let current = self
                 .usable_connection(&Caller(row.caller.clone()), &row.id)
                 .await?;
-            return self.open_and_cache(&current);
+            return self.open_row(&current);
         }
         tracing::info!(
             connection_id = %row.id,
@@ -282,7 +282,7 @@ impl Broker {
         let current = self
             .usable_connection(&Caller(row.caller.clone()), &row.id)
             .await?;
-        self.open_and_cache(&current)
+        self.open_row(&current)
     }
 
     /// One pass of the background refresher: renews active connections whose

@@ -44,11 +44,7 @@ impl Broker {
             metrics()
                 .cache_lookups
                 .add(1, &[KeyValue::new("result", "hit")]);
-            return Ok(AccessToken {
-                token: hit.token,
-                token_type: hit.token_type,
-                expires_at: hit.expires_at,
-            });
+            return Ok(hit);
         }
 
         metrics()
@@ -108,16 +104,13 @@ impl Broker {
         let Some(sealed) = row.access_token.as_deref() else {
             return Ok(None);
         };
-        let token = AccessToken {
-            token: sealing::open(
-                &self.inner.key,
-                sealed,
-                sealing::connection_slot(id, sealing::ACCESS_TOKEN),
-            )?,
-            token_type: row.token_type,
-            expires_at: row.access_token_expires_at.unwrap_or_default(),
-        };
-        self.cache_token(id, &caller.0, &token);
+        let token = self.open_and_cache(
+            id,
+            &caller.0,
+            sealed,
+            row.token_type,
+            row.access_token_expires_at,
+        )?;
         Ok(Some(token))
     }
 
@@ -133,34 +126,44 @@ impl Broker {
         check_usable(row)
     }
 
-    /// Opens the stored access token and remembers it for the hot path.
-    pub(super) fn open_and_cache(&self, row: &ConnectionRow) -> Result<AccessToken> {
+    /// Opens a row's stored access token and remembers it for the hot path.
+    pub(super) fn open_row(&self, row: &ConnectionRow) -> Result<AccessToken> {
         let sealed = row.access_token.as_deref().ok_or_else(|| {
             Error::FailedPrecondition(format!("connection {} has no access token", row.id))
         })?;
+        self.open_and_cache(
+            &row.id,
+            &row.caller,
+            sealed,
+            row.token_type.clone(),
+            row.access_token_expires_at,
+        )
+    }
+
+    /// Opens a sealed access token of connection `id` and caches it.
+    fn open_and_cache(
+        &self,
+        id: &str,
+        caller: &str,
+        sealed: &str,
+        token_type: String,
+        expires_at: Option<i64>,
+    ) -> Result<AccessToken> {
         let token = AccessToken {
             token: sealing::open(
                 &self.inner.key,
                 sealed,
-                sealing::connection_slot(&row.id, sealing::ACCESS_TOKEN),
+                sealing::connection_slot(id, sealing::ACCESS_TOKEN),
             )?,
-            token_type: row.token_type.clone(),
-            expires_at: row.access_token_expires_at.unwrap_or_default(),
+            token_type,
+            expires_at: expires_at.unwrap_or_default(),
         };
-        self.cache_token(&row.id, &row.caller, &token);
+        self.cache_token(id, caller, &token);
         Ok(token)
     }
 
     pub(super) fn cache_token(&self, id: &str, caller: &str, token: &AccessToken) {
-        self.inner.cache.put(
-            id,
-            Cached::new(
-                caller,
-                token.token.clone(),
-                token.token_type.clone(),
-                token.expires_at,
-            ),
-        );
+        self.inner.cache.put(id, Cached::new(caller, token.clone()));
     }
 }
 

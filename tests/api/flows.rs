@@ -327,34 +327,29 @@ async fn password_grant_is_off_unless_configured(backend: Backend) {
     assert_status(result, Code::FailedPrecondition, "allow_password_grant");
 }
 
+/// BeginAuth for subject "u"; an empty redirect URI is left to the server.
+fn begin_request(provider: &str, redirect_uri: &str) -> pb::BeginAuthRequest {
+    pb::BeginAuthRequest {
+        provider: provider.into(),
+        subject: "u".into(),
+        redirect_uri: redirect_uri.into(),
+        ..Default::default()
+    }
+}
+
 async fn redirect_uri_must_be_registered_or_unambiguous(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let unregistered = client
-        .begin_auth(pb::BeginAuthRequest {
-            provider: "ares".into(),
-            subject: "u".into(),
-            redirect_uri: "https://evil.example/cb".into(),
-            ..Default::default()
-        })
+        .begin_auth(begin_request("ares", "https://evil.example/cb"))
         .await;
     assert_status(unregistered, Code::InvalidArgument, "redirect_uri");
     // ARES has two: one must be named.
-    let ambiguous = client
-        .begin_auth(pb::BeginAuthRequest {
-            provider: "ares".into(),
-            subject: "u".into(),
-            ..Default::default()
-        })
-        .await;
+    let ambiguous = client.begin_auth(begin_request("ares", "")).await;
     assert_status(ambiguous, Code::InvalidArgument, "redirect_uri");
     // Askara has one: it may be omitted.
     let implied = client
-        .begin_auth(pb::BeginAuthRequest {
-            provider: "askara".into(),
-            subject: "u".into(),
-            ..Default::default()
-        })
+        .begin_auth(begin_request("askara", ""))
         .await
         .expect("implied redirect")
         .into_inner();
@@ -369,12 +364,7 @@ async fn redirect_uri_must_be_registered_or_unambiguous(backend: Backend) {
     assert_eq!(conn.provider, "askara");
     // The second ARES redirect URI works end to end, refresh included.
     let other = client
-        .begin_auth(pb::BeginAuthRequest {
-            provider: "ares".into(),
-            subject: "u".into(),
-            redirect_uri: OTHER_CALLBACK.into(),
-            ..Default::default()
-        })
+        .begin_auth(begin_request("ares", OTHER_CALLBACK))
         .await
         .expect("other redirect")
         .into_inner();
