@@ -2,7 +2,7 @@
 //! group lives in its own file; this one wires them into the service trait.
 
 mod auth;
-pub mod callers;
+pub(crate) mod callers;
 mod connections;
 mod convert;
 mod tokens;
@@ -12,18 +12,20 @@ mod validate;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    broker::{Broker, Caller},
-    pb::{self, auth_broker_server::AuthBroker},
+    broker::Broker,
+    domain::Caller,
+    error::Error,
+    pb::{self, auth_broker_service_server::AuthBrokerService},
 };
 
-/// The `authbroker.v1.AuthBroker` service.
-pub struct Api {
+/// The `authbroker.v1.AuthBrokerService` service.
+pub(crate) struct Api {
     broker: Broker,
 }
 
 impl Api {
     /// Serves `broker`.
-    pub fn new(broker: Broker) -> Self {
+    pub(crate) fn new(broker: Broker) -> Self {
         Self { broker }
     }
 }
@@ -34,21 +36,24 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         .extensions()
         .get::<Caller>()
         .cloned()
-        .ok_or_else(|| Status::unauthenticated("missing caller"))
+        .ok_or_else(|| Error::Unauthenticated("missing caller").into())
 }
 
 type RpcResult<T> = Result<Response<T>, Status>;
 
+/// The handler's answer as a gRPC response; errors go through the one mapping.
+fn respond<T>(result: crate::error::Result<T>) -> RpcResult<T> {
+    result.map(Response::new).map_err(Status::from)
+}
+
 #[tonic::async_trait]
-impl AuthBroker for Api {
+impl AuthBrokerService for Api {
     async fn begin_auth(
         &self,
         request: Request<pb::BeginAuthRequest>,
     ) -> RpcResult<pb::BeginAuthResponse> {
         let caller = caller(&request)?;
-        auth::begin(&self.broker, &caller, request.into_inner())
-            .await
-            .map(Response::new)
+        respond(auth::begin(&self.broker, &caller, request.into_inner()).await)
     }
 
     async fn complete_auth(
@@ -56,9 +61,7 @@ impl AuthBroker for Api {
         request: Request<pb::CompleteAuthRequest>,
     ) -> RpcResult<pb::CompleteAuthResponse> {
         let caller = caller(&request)?;
-        auth::complete(&self.broker, &caller, request.into_inner())
-            .await
-            .map(Response::new)
+        respond(auth::complete(&self.broker, &caller, request.into_inner()).await)
     }
 
     async fn sign_in_with_password(
@@ -66,9 +69,7 @@ impl AuthBroker for Api {
         request: Request<pb::SignInWithPasswordRequest>,
     ) -> RpcResult<pb::SignInWithPasswordResponse> {
         let caller = caller(&request)?;
-        auth::password(&self.broker, &caller, request.into_inner())
-            .await
-            .map(Response::new)
+        respond(auth::password(&self.broker, &caller, request.into_inner()).await)
     }
 
     async fn get_access_token(
@@ -76,9 +77,7 @@ impl AuthBroker for Api {
         request: Request<pb::GetAccessTokenRequest>,
     ) -> RpcResult<pb::GetAccessTokenResponse> {
         let caller = caller(&request)?;
-        tokens::get(&self.broker, &caller, request.into_inner())
-            .await
-            .map(Response::new)
+        respond(tokens::get(&self.broker, &caller, request.into_inner()).await)
     }
 
     async fn record_usage(
@@ -86,9 +85,7 @@ impl AuthBroker for Api {
         request: Request<pb::RecordUsageRequest>,
     ) -> RpcResult<pb::RecordUsageResponse> {
         let caller = caller(&request)?;
-        usage::record(&self.broker, &caller, request.into_inner())
-            .await
-            .map(Response::new)
+        respond(usage::record(&self.broker, &caller, request.into_inner()).await)
     }
 
     async fn get_user_info(
@@ -96,9 +93,7 @@ impl AuthBroker for Api {
         request: Request<pb::GetUserInfoRequest>,
     ) -> RpcResult<pb::GetUserInfoResponse> {
         let caller = caller(&request)?;
-        connections::user_info(&self.broker, &caller, request.into_inner())
-            .await
-            .map(Response::new)
+        respond(connections::user_info(&self.broker, &caller, request.into_inner()).await)
     }
 
     async fn get_connection(
@@ -106,9 +101,7 @@ impl AuthBroker for Api {
         request: Request<pb::GetConnectionRequest>,
     ) -> RpcResult<pb::GetConnectionResponse> {
         let caller = caller(&request)?;
-        connections::get(&self.broker, &caller, request.into_inner())
-            .await
-            .map(Response::new)
+        respond(connections::get(&self.broker, &caller, request.into_inner()).await)
     }
 
     async fn list_connections(
@@ -116,9 +109,7 @@ impl AuthBroker for Api {
         request: Request<pb::ListConnectionsRequest>,
     ) -> RpcResult<pb::ListConnectionsResponse> {
         let caller = caller(&request)?;
-        connections::list(&self.broker, &caller, request.into_inner())
-            .await
-            .map(Response::new)
+        respond(connections::list(&self.broker, &caller, request.into_inner()).await)
     }
 
     async fn revoke_connection(
@@ -126,8 +117,6 @@ impl AuthBroker for Api {
         request: Request<pb::RevokeConnectionRequest>,
     ) -> RpcResult<pb::RevokeConnectionResponse> {
         let caller = caller(&request)?;
-        connections::revoke(&self.broker, &caller, request.into_inner())
-            .await
-            .map(Response::new)
+        respond(connections::revoke(&self.broker, &caller, request.into_inner()).await)
     }
 }

@@ -1,5 +1,5 @@
 //! Builds and runs the server: database, key, broker, the gRPC services
-//! (AuthBroker, health, reflection) and graceful shutdown.
+//! (AuthBrokerService, health, reflection) and graceful shutdown.
 
 mod key;
 
@@ -23,15 +23,18 @@ use tonic_health::ServingStatus;
 use crate::{
     api::{Api, callers::CallerAuth},
     broker::{Broker, BrokerSettings},
+    clock::{SharedClock, SystemClock},
     config::{KeySetting, Settings},
     http::HttpClient,
-    pb::auth_broker_server::AuthBrokerServer,
+    pb::auth_broker_service_server::AuthBrokerServiceServer,
     store,
     telemetry::rpc::RpcLayer,
 };
 
 /// Health service name for liveness probes; it does not follow the database.
 pub const LIVENESS: &str = "liveness";
+/// Health service name for readiness probes: the API's own name.
+pub const READINESS: &str = "authbroker.v1.AuthBrokerService";
 /// How often expired states and old ledger rows are deleted.
 const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -65,6 +68,18 @@ async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
 /// Serves until `shutdown` completes, then drains in-flight calls.
 pub async fn serve(
     settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_with_clock(settings, Arc::new(SystemClock), None, shutdown).await
+}
+
+/// [`serve`] with the clock every time-based decision reads, telling `bound`
+/// the address once listening: tests run the server in process and move a
+/// [`crate::clock::TestClock`] instead of sleeping.
+pub async fn serve_with_clock(
+    settings: Settings,
+    clock: SharedClock,
+    bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     if settings.callers.is_empty() && !settings.listen.ip().is_loopback() {
@@ -105,20 +120,30 @@ pub async fn serve(
     // (reqwest's total timeout includes connecting), two Retry-After waits of
     // at most 2 s, the writes, whole-second rounding and some clock drift.
     let lease = settings.http.timeout * 3 + Duration::from_secs(10);
+    // The pod name in a cluster, plus a random suffix: two processes never share it.
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "authbroker".into());
+    let owner = format!(
+        "{host}/{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     let broker = Broker::new(
         db.clone(),
         key,
         http,
         settings.providers.into_values(),
+        clock.clone(),
         BrokerSettings {
             state_ttl: settings.state_ttl,
             tokens: settings.tokens.clone(),
             lease,
+            owner,
         },
     );
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<AuthBrokerServer<Api>>().await;
+    health_reporter
+        .set_serving::<AuthBrokerServiceServer<Api>>()
+        .await;
     // "liveness" answers SERVING while the process can answer at all: a
     // database outage must take replicas out of rotation, not restart them.
     health_reporter
@@ -131,7 +156,7 @@ pub async fn serve(
         settings.health_check_interval,
         stopping.clone(),
     ));
-    tokio::spawn(janitor(db.clone(), settings.usage_retention));
+    tokio::spawn(janitor(db.clone(), clock.clone(), settings.usage_retention));
     tokio::spawn(count_connections(db.clone()));
     if let Some(interval) = settings.tokens.refresh_interval {
         tokio::spawn(refresher(broker.clone(), interval, stopping.clone()));
@@ -156,8 +181,11 @@ pub async fn serve(
         tracing::warn!("no callers configured: accepting unauthenticated calls on loopback only");
     }
     tracing::info!(%addr, "authbroker listening");
+    if let Some(bound) = bound {
+        let _ = bound.send(addr);
+    }
 
-    let api = AuthBrokerServer::with_interceptor(
+    let api = AuthBrokerServiceServer::with_interceptor(
         Api::new(broker.clone()),
         CallerAuth::new(&settings.callers),
     );
@@ -234,12 +262,10 @@ async fn watch_database(
     }
 }
 
-/// Sets the overall and the AuthBroker service's health status.
+/// Sets the overall and the API service's health status.
 async fn set_health(reporter: &tonic_health::server::HealthReporter, status: ServingStatus) {
     reporter.set_service_status("", status).await;
-    reporter
-        .set_service_status("authbroker.v1.AuthBroker", status)
-        .await;
+    reporter.set_service_status(READINESS, status).await;
 }
 
 /// Keeps the connections-by-status gauge current.
@@ -248,7 +274,7 @@ async fn count_connections(db: DatabaseConnection) {
         match store::connections::count_by_status(&db).await {
             Ok(counts) => {
                 for (status, count) in counts {
-                    crate::telemetry::metrics::set_connection_count(&status, count);
+                    crate::telemetry::metrics::set_connection_count(status.as_str(), count);
                 }
             }
             Err(e) => tracing::debug!(error = %e, "counting connections failed"),
@@ -258,9 +284,9 @@ async fn count_connections(db: DatabaseConnection) {
 }
 
 /// Deletes expired authorization states and old settled ledger rows on a schedule.
-async fn janitor(db: DatabaseConnection, usage_retention: Duration) {
+async fn janitor(db: DatabaseConnection, clock: SharedClock, usage_retention: Duration) {
     loop {
-        let now = store::now();
+        let now = clock.now();
         match store::states::delete_expired(&db, now).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "expired authorization states removed"),

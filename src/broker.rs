@@ -1,129 +1,217 @@
-//! Orchestration: each RPC's work, in terms of the sans-IO [`crate::flow`],
-//! the provider profiles, the outbound [`HttpClient`] and the [`crate::store`].
-//! Inputs arrive validated by the API layer.
+//! The service's core, as a few services that each own what they use, and a
+//! thin front the API calls. Layers, top to bottom (a module only uses the
+//! ones below it):
+//!
+//! - [`Broker`]: the front; one method per RPC.
+//! - `connect` (BeginAuth, CompleteAuth, password) -> `account` (upsert);
+//!   `usage` (the ledger); `connections` (look-ups, revoke, user info).
+//! - `tokens` (cache, single flight) -> `refresh` (leases across replicas).
+//! - `provider_client` (HTTP, retries, answers) -> `retry`; `vault`
+//!   (sealing); `registry` (configured providers); `status`; `cache`; `flight`.
+//!
+//! Decisions live in [`crate::flow`], rows in [`crate::store`]; time comes
+//! from the [`crate::clock::Clock`] the broker is given.
 
-mod auth;
+mod account;
 mod cache;
 mod connect;
 mod connections;
 mod flight;
+mod provider_client;
 mod refresh;
+mod registry;
 mod retry;
-mod sealing;
+mod status;
 mod tokens;
 mod usage;
+mod vault;
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use sea_orm::DatabaseConnection;
+use serde_json::{Map, Value};
+
+pub(crate) use connect::{BeginAuth, Begun, Callback, CallbackOutcome, PasswordSignIn};
+pub(crate) use usage::{UsageOutcome, UsageRequest};
 
 use crate::{
-    config::{ProviderSetting, TokenSettings},
+    clock::SharedClock,
+    config::TokenSettings,
     crypto::SealingKey,
-    error::{Error, Result},
+    domain::{Caller, Connection, ConnectionId, ProviderId, ServedToken, Subject},
+    error::Result,
     http::HttpClient,
+    providers::ProviderSetting,
 };
 
-pub use auth::{BeginAuth, Callback, CallbackOutcome};
-pub use tokens::AccessToken;
-pub use usage::{UsageOutcome, UsageRequest};
-
-/// The authenticated calling service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller(pub String);
-
-/// Shared state of the service; cheap to clone.
-#[derive(Clone)]
-pub struct Broker {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    db: DatabaseConnection,
-    key: SealingKey,
-    http: HttpClient,
-    providers: BTreeMap<String, Arc<ProviderSetting>>,
-    state_ttl: Duration,
-    /// Refreshes in flight in this process, by connection id (see `flight`).
-    flights: Mutex<HashMap<String, flight::Flight>>,
-    /// Recently served tokens.
-    cache: cache::TokenCache,
-    /// Refresh window and cache bounds.
-    tokens: TokenSettings,
-    /// How long a refresh lease lasts: longer than any refresh can take.
-    lease: Duration,
-    /// This process's name on the leases it takes.
-    owner: String,
-}
-
-/// Everything [`Broker::new`] needs besides the database, key, client and providers.
-pub struct BrokerSettings {
+/// Everything the broker is built from besides the database, key and client.
+pub(crate) struct BrokerSettings {
     /// Lifetime of BeginAuth states.
-    pub state_ttl: Duration,
+    pub(crate) state_ttl: Duration,
     /// Token cache and refresh settings.
-    pub tokens: TokenSettings,
+    pub(crate) tokens: TokenSettings,
     /// Refresh lease duration: longer than the slowest refresh with retries.
-    pub lease: Duration,
+    pub(crate) lease: Duration,
+    /// This process's name on the leases it takes.
+    pub(crate) owner: String,
+}
+
+/// The front the API calls; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Broker {
+    connector: Arc<connect::Connector>,
+    tokens: Arc<tokens::TokenService>,
+    usage: Arc<usage::UsageLedger>,
+    connections: Arc<connections::Connections>,
 }
 
 impl Broker {
-    /// Assembles the broker.
-    pub fn new(
+    /// Assembles the services.
+    pub(crate) fn new(
         db: DatabaseConnection,
         key: SealingKey,
         http: HttpClient,
         providers: impl IntoIterator<Item = ProviderSetting>,
+        clock: SharedClock,
         settings: BrokerSettings,
     ) -> Self {
-        // The pod name in a cluster, plus a random suffix: two processes never share it.
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "authbroker".into());
-        let owner = format!(
-            "{host}/{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
+        let vault = Arc::new(vault::Vault::new(key));
+        let client = Arc::new(provider_client::ProviderClient::new(http));
+        let providers = Arc::new(registry::Providers::new(providers));
+        let refresher = refresh::Refresher {
+            db: db.clone(),
+            vault: vault.clone(),
+            client: client.clone(),
+            providers: providers.clone(),
+            clock: clock.clone(),
+            lease: settings.lease,
+            owner: settings.owner,
+        };
+        let tokens = Arc::new(tokens::TokenService::new(
+            db.clone(),
+            vault.clone(),
+            refresher,
+            clock.clone(),
+            settings.tokens,
+        ));
+        let accounts = account::Accounts {
+            db: db.clone(),
+            vault: vault.clone(),
+            client: client.clone(),
+            tokens: tokens.clone(),
+            clock: clock.clone(),
+        };
+        let connector = Arc::new(connect::Connector {
+            db: db.clone(),
+            vault,
+            client: client.clone(),
+            providers: providers.clone(),
+            accounts,
+            clock: clock.clone(),
+            state_ttl: settings.state_ttl,
+        });
+        // A lease wait, a refresh, a forced refresh after a 401 and two usage
+        // calls, with room to spare.
+        let stale_pending_secs = 4 * settings.lease.as_secs() as i64;
+        let usage = Arc::new(usage::UsageLedger {
+            db: db.clone(),
+            tokens: tokens.clone(),
+            client: client.clone(),
+            providers: providers.clone(),
+            clock: clock.clone(),
+            stale_pending_secs,
+        });
+        let connections = Arc::new(connections::Connections {
+            db,
+            tokens: tokens.clone(),
+            client,
+            providers,
+            clock,
+        });
         Self {
-            inner: Arc::new(Inner {
-                db,
-                key,
-                http,
-                providers: providers
-                    .into_iter()
-                    .map(|p| (p.id.clone(), Arc::new(p)))
-                    .collect(),
-                state_ttl: settings.state_ttl,
-                flights: Mutex::new(HashMap::new()),
-                cache: cache::TokenCache::new(
-                    settings.tokens.cache_ttl,
-                    settings.tokens.cache_capacity,
-                ),
-                tokens: settings.tokens,
-                lease: settings.lease,
-                owner,
-            }),
+            connector,
+            tokens,
+            usage,
+            connections,
         }
     }
 
-    /// The database, for health checks.
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.inner.db
+    /// BeginAuth.
+    pub(crate) async fn begin_auth(&self, caller: &Caller, req: BeginAuth) -> Result<Begun> {
+        self.connector.begin(caller, req).await
     }
 
-    fn provider(&self, id: &str) -> Result<Arc<ProviderSetting>> {
-        self.inner
-            .providers
-            .get(id)
-            .cloned()
-            .ok_or_else(|| Error::invalid("provider", format!("no provider {id:?} is configured")))
+    /// CompleteAuth.
+    pub(crate) async fn complete_auth(
+        &self,
+        caller: &Caller,
+        cb: Callback,
+    ) -> Result<CallbackOutcome> {
+        self.connector.complete(caller, cb).await
     }
 
-    /// The provider of a stored row; it may have been removed from config since.
-    fn provider_of_row(&self, id: &str) -> Result<Arc<ProviderSetting>> {
-        self.inner.providers.get(id).cloned().ok_or_else(|| {
-            Error::FailedPrecondition(format!("provider {id:?} is no longer configured"))
-        })
+    /// SignInWithPassword.
+    pub(crate) async fn sign_in_with_password(
+        &self,
+        caller: &Caller,
+        req: PasswordSignIn,
+    ) -> Result<Connection> {
+        self.connector.sign_in_with_password(caller, req).await
+    }
+
+    /// GetAccessToken.
+    pub(crate) async fn access_token(
+        &self,
+        caller: &Caller,
+        id: ConnectionId,
+        min_valid_secs: i64,
+        force: bool,
+    ) -> Result<ServedToken> {
+        self.tokens
+            .access_token(caller, id, min_valid_secs, force)
+            .await
+    }
+
+    /// RecordUsage.
+    pub(crate) async fn record_usage(
+        &self,
+        caller: &Caller,
+        req: UsageRequest,
+    ) -> Result<UsageOutcome> {
+        self.usage.record(caller, req).await
+    }
+
+    /// GetUserInfo.
+    pub(crate) async fn user_info(
+        &self,
+        caller: &Caller,
+        id: ConnectionId,
+    ) -> Result<Map<String, Value>> {
+        self.connections.user_info(caller, id).await
+    }
+
+    /// GetConnection.
+    pub(crate) async fn connection(&self, caller: &Caller, id: ConnectionId) -> Result<Connection> {
+        self.connections.get(caller, id).await
+    }
+
+    /// ListConnections.
+    pub(crate) async fn list_connections(
+        &self,
+        caller: &Caller,
+        subject: Option<&Subject>,
+        provider: Option<&ProviderId>,
+    ) -> Result<Vec<Connection>> {
+        self.connections.list(caller, subject, provider).await
+    }
+
+    /// RevokeConnection.
+    pub(crate) async fn revoke(&self, caller: &Caller, id: ConnectionId) -> Result<Connection> {
+        self.connections.revoke(caller, id).await
+    }
+
+    /// One pass of the background refresher; returns how many it renewed.
+    pub(crate) async fn refresh_expiring(&self) -> Result<usize> {
+        self.tokens.refresh_expiring().await
     }
 }

@@ -10,7 +10,8 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration}
 use sha2::{Digest, Sha256};
 
 use crate::{
-    providers::{Environment, Profile, ProviderKind},
+    domain::{ClientSecret, ProviderId, RedirectUri},
+    providers::{Environment, Profile, ProviderKind, ProviderSetting},
     secret::Secret,
 };
 use raw::{RawConfig, RawProvider};
@@ -178,25 +179,6 @@ impl std::fmt::Debug for CallerSetting {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
-}
-
-/// One configured provider.
-#[derive(Debug, Clone)]
-pub struct ProviderSetting {
-    /// Config id, e.g. "ares".
-    pub id: String,
-    /// Built-in kind it derives from.
-    pub kind: ProviderKind,
-    /// Endpoints and quirks after overrides.
-    pub profile: Profile,
-    /// OAuth client id.
-    pub client_id: String,
-    /// OAuth client secret.
-    pub client_secret: Secret,
-    /// Registered redirect URIs; BeginAuth must use one of them.
-    pub redirect_uris: Vec<String>,
-    /// Whether SignInWithPassword may use the password grant.
-    pub allow_password_grant: bool,
 }
 
 /// Outbound HTTP limits.
@@ -496,12 +478,15 @@ fn resolve_provider(
         return Err("allow_password_grant: this provider has no password grant".into());
     }
     Ok(ProviderSetting {
-        id: id.to_owned(),
-        kind,
+        id: ProviderId::trusted(id),
         profile,
         client_id,
-        client_secret,
-        redirect_uris: raw.redirect_uris,
+        client_secret: ClientSecret::new(client_secret.expose()),
+        redirect_uris: raw
+            .redirect_uris
+            .into_iter()
+            .map(RedirectUri::trusted)
+            .collect(),
         allow_password_grant,
     })
 }

@@ -9,7 +9,7 @@ use aes_gcm::{
 use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD as B64};
 use std::fmt;
 
-use crate::secret::Secret;
+use crate::{domain::Sealed, secret::Secret};
 
 /// Version tag of the sealed format: `v1.<key id>.<base64(nonce || ciphertext)>`.
 const FORMAT: &str = "v1";
@@ -93,7 +93,7 @@ impl SealingKey {
     }
 
     /// Seals `plaintext` for `slot`. A random nonce per call.
-    pub fn seal(&self, plaintext: &str, slot: Slot<'_>) -> String {
+    pub fn seal(&self, plaintext: &str, slot: Slot<'_>) -> Sealed {
         let nonce_bytes = rand::random::<[u8; NONCE_LEN]>();
         let aad = slot.aad();
         let payload = Payload {
@@ -107,12 +107,12 @@ impl SealingKey {
             .unwrap_or_default();
         let mut data = nonce_bytes.to_vec();
         data.extend_from_slice(&ciphertext);
-        format!("{FORMAT}.{}.{}", self.id, B64.encode(data))
+        Sealed::from_stored(format!("{FORMAT}.{}.{}", self.id, B64.encode(data)))
     }
 
     /// Opens a value sealed by [`SealingKey::seal`] for the same slot.
-    pub fn open(&self, sealed: &str, slot: Slot<'_>) -> Result<Secret, OpenError> {
-        let mut parts = sealed.splitn(3, '.');
+    pub fn open(&self, sealed: &Sealed, slot: Slot<'_>) -> Result<Secret, OpenError> {
+        let mut parts = sealed.as_str().splitn(3, '.');
         let (Some(FORMAT), Some(key_id), Some(data)) = (parts.next(), parts.next(), parts.next())
         else {
             return Err(OpenError::Malformed);
@@ -160,8 +160,8 @@ mod tests {
     #[test]
     fn round_trip_and_no_plaintext_in_output() {
         let sealed = key().seal("tok-secret", SLOT);
-        assert!(sealed.starts_with("v1.k1."));
-        assert!(!sealed.contains("tok-secret"));
+        assert!(sealed.as_str().starts_with("v1.k1."));
+        assert!(!sealed.as_str().contains("tok-secret"));
         assert_eq!(
             key().open(&sealed, SLOT).expect("opens").expose(),
             "tok-secret"
@@ -208,11 +208,11 @@ mod tests {
             Err(OpenError::UnknownKey(_))
         ));
         assert!(matches!(
-            key().open("nonsense", SLOT),
+            key().open(&Sealed::from_stored("nonsense".into()), SLOT),
             Err(OpenError::Malformed)
         ));
         assert!(matches!(
-            key().open("v1.k1.!!", SLOT),
+            key().open(&Sealed::from_stored("v1.k1.!!".into()), SLOT),
             Err(OpenError::Malformed)
         ));
     }

@@ -1,14 +1,66 @@
-//! The one place where domain errors become gRPC statuses. Callers get a
-//! clear code and message; the cause chain of internal errors goes to the log
-//! only.
+//! Every failure the service can end in, and the one place where it becomes
+//! a gRPC status. Each status carries `google.rpc.ErrorInfo` with a stable
+//! reason from the proto's `ErrorReason`, `BadRequest` for invalid arguments
+//! and `RetryInfo` where a retry is the right move. The log gets the cause
+//! chain of internal errors; the caller never does.
+
+use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::flow::ProviderFailure;
+use crate::{
+    domain::{ConnectionId, ProviderId},
+    flow::{ProviderFailure, StateProblem},
+    pb::ErrorReason,
+};
 
-/// Every failure an RPC can end in.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
+/// The `ErrorInfo.domain` of every error.
+pub(crate) const DOMAIN: &str = "authbroker.v1";
+
+/// What an operation that talked to a provider was doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Exchanging an authorization code.
+    CodeExchange,
+    /// The resource owner password grant.
+    PasswordGrant,
+    /// Refreshing an access token.
+    Refresh,
+    /// Reading the user endpoint.
+    UserInfo,
+    /// Reporting usage.
+    Usage,
+}
+
+impl Step {
+    /// The metadata value.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::CodeExchange => "code_exchange",
+            Self::PasswordGrant => "password_grant",
+            Self::Refresh => "refresh",
+            Self::UserInfo => "user_info",
+            Self::Usage => "usage",
+        }
+    }
+
+    /// How messages name it.
+    fn describe(self) -> &'static str {
+        match self {
+            Self::CodeExchange => "code exchange",
+            Self::PasswordGrant => "password grant",
+            Self::Refresh => "refresh",
+            Self::UserInfo => "user info request",
+            Self::Usage => "usage report",
+        }
+    }
+}
+
+/// Every failure an RPC can end in. Cloning is cheap: one refresh's outcome
+/// is shared by every caller that waited for it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum Error {
     /// A request field is missing, too long or malformed.
     #[error("{field}: {reason}")]
     InvalidArgument {
@@ -17,88 +69,320 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The request names a provider that is not configured.
+    #[error("provider: no provider {provider:?} is configured")]
+    UnknownProvider {
+        /// As requested.
+        provider: String,
+    },
+    /// A stored connection's or state's provider is gone from the config.
+    #[error("provider {provider:?} is no longer configured")]
+    ProviderRemoved {
+        /// The stored provider id.
+        provider: ProviderId,
+    },
+    /// Missing or wrong caller credentials.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
     /// No such connection for this caller (or another caller's).
-    #[error("{0}")]
-    NotFound(String),
-    /// The operation cannot run in the current state (used state, revoked
-    /// connection, provider rejection, feature not offered).
-    #[error("{0}")]
-    FailedPrecondition(String),
+    #[error("connection {id} not found")]
+    ConnectionNotFound {
+        /// As requested.
+        id: ConnectionId,
+    },
+    /// The end user must authorize again.
+    #[error("connection {id} needs re-authorization: {reason}")]
+    NeedsReauth {
+        /// The connection.
+        id: ConnectionId,
+        /// Its provider.
+        provider: ProviderId,
+        /// The stored reason.
+        reason: String,
+    },
+    /// Revoked on request.
+    #[error("connection {id} is revoked")]
+    Revoked {
+        /// The connection.
+        id: ConnectionId,
+        /// Its provider.
+        provider: ProviderId,
+    },
+    /// A new token was demanded but the provider issued no refresh token.
+    #[error("connection {id} cannot be refreshed: the provider issued no refresh token")]
+    NoRefreshToken {
+        /// The connection.
+        id: ConnectionId,
+        /// Its provider.
+        provider: ProviderId,
+    },
+    /// The CompleteAuth state cannot be used.
+    #[error("state: {0}")]
+    StateInvalid(StateProblem),
+    /// A provider call failed.
+    #[error("{}", provider_message(provider, *step, failure))]
+    Provider {
+        /// Which provider.
+        provider: ProviderId,
+        /// What it was asked.
+        step: Step,
+        /// How it failed.
+        failure: ProviderFailure,
+    },
+    /// The provider does not offer what was asked.
+    #[error("provider {provider:?} {what}")]
+    ProviderUnsupported {
+        /// Which provider.
+        provider: ProviderId,
+        /// What it lacks, as a predicate ("has no usage endpoint").
+        what: &'static str,
+    },
+    /// Another process holds the refresh lease and has not finished.
+    #[error("connection {id} is being refreshed by {holder} and it has not finished; retry")]
+    RefreshInProgress {
+        /// The connection.
+        id: ConnectionId,
+        /// The lease holder.
+        holder: String,
+    },
     /// Same idempotency key, different request.
-    #[error("{0}")]
-    AlreadyExists(String),
-    /// Missing or wrong caller token.
-    #[error("{0}")]
-    Unauthenticated(String),
-    /// The provider or the database is unreachable or failing; retry later.
-    #[error("{0}")]
-    Unavailable(String),
-    /// A concurrent or earlier attempt left an outcome this call cannot decide.
-    #[error("{0}")]
-    Aborted(String),
+    #[error("idempotency_key: already used with a different connection, usage or credits")]
+    UsageKeyConflict,
+    /// An attempt with this key is still running.
+    #[error("usage {usage_id}: an attempt with this key is still in progress")]
+    UsageInProgress {
+        /// The ledger id.
+        usage_id: String,
+    },
+    /// The provider may or may not have recorded an earlier attempt.
+    #[error(
+        "usage {usage_id}: an earlier attempt ended without a definite answer ({detail}); the provider may have recorded it: \
+         check with the provider before reporting it under a new key"
+    )]
+    UsageOutcomeUnknown {
+        /// The ledger id.
+        usage_id: String,
+        /// What the earlier attempt met.
+        detail: String,
+    },
+    /// An earlier attempt with this key was refused by the provider.
+    #[error("{message}")]
+    UsageRejected {
+        /// The ledger id.
+        usage_id: String,
+        /// Its provider.
+        provider: ProviderId,
+        /// The stored refusal.
+        message: String,
+    },
+    /// The row changed under us more often than a retry loop allows.
+    #[error("{0}; retry")]
+    Conflict(&'static str),
+    /// The database cannot be reached.
+    #[error("database unavailable")]
+    StorageUnavailable,
     /// A bug or an unexpected failure; details are logged, not returned.
     #[error("internal error")]
-    Internal(#[source] anyhow::Error),
+    Internal(#[source] Arc<anyhow::Error>),
 }
 
-/// Shorthand for handlers and the broker.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+/// Shorthand for the service.
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// A field-level validation failure.
-    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidArgument {
             field,
             reason: reason.into(),
         }
     }
 
-    /// A copy for every caller that shared one operation (an internal cause
-    /// is kept as its text).
-    pub fn duplicate(&self) -> Self {
-        match self {
-            Self::InvalidArgument { field, reason } => Self::InvalidArgument {
-                field,
-                reason: reason.clone(),
-            },
-            Self::NotFound(m) => Self::NotFound(m.clone()),
-            Self::FailedPrecondition(m) => Self::FailedPrecondition(m.clone()),
-            Self::AlreadyExists(m) => Self::AlreadyExists(m.clone()),
-            Self::Unauthenticated(m) => Self::Unauthenticated(m.clone()),
-            Self::Unavailable(m) => Self::Unavailable(m.clone()),
-            Self::Aborted(m) => Self::Aborted(m.clone()),
-            Self::Internal(cause) => Self::Internal(anyhow::anyhow!("{cause:#}")),
+    /// An unexpected failure, kept for the log.
+    pub(crate) fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(Arc::new(cause.into()))
+    }
+
+    /// A provider failure during `step`.
+    pub(crate) fn provider(provider: &ProviderId, step: Step, failure: ProviderFailure) -> Self {
+        Self::Provider {
+            provider: provider.clone(),
+            step,
+            failure,
         }
     }
 
-    /// Maps a provider failure met while doing `what` (e.g. "code exchange").
-    pub fn provider(provider: &str, what: &str, failure: ProviderFailure) -> Self {
-        match failure {
-            ProviderFailure::Rejected { error, description } => {
-                Self::FailedPrecondition(match description {
-                    Some(d) => format!(
-                        "provider {provider} rejected the {what}: {} ({d})",
-                        error.as_str()
-                    ),
-                    None => format!(
-                        "provider {provider} rejected the {what}: {}",
-                        error.as_str()
-                    ),
-                })
-            }
-            ProviderFailure::Unavailable {
-                reason,
-                retry_after,
+    /// The reason clients switch on.
+    pub(crate) fn reason(&self) -> ErrorReason {
+        match self {
+            Self::InvalidArgument { .. } => ErrorReason::InvalidRequest,
+            Self::UnknownProvider { .. } => ErrorReason::UnknownProvider,
+            Self::ProviderRemoved { .. } => ErrorReason::ProviderRemoved,
+            Self::Unauthenticated(_) => ErrorReason::CallerUnauthenticated,
+            Self::ConnectionNotFound { .. } => ErrorReason::ConnectionNotFound,
+            Self::NeedsReauth { .. } => ErrorReason::ConnectionNeedsReauth,
+            Self::Revoked { .. } => ErrorReason::ConnectionRevoked,
+            Self::NoRefreshToken { .. } => ErrorReason::NoRefreshToken,
+            Self::StateInvalid(_) => ErrorReason::StateInvalid,
+            Self::Provider { failure, .. } => match failure {
+                ProviderFailure::Rejected { .. } => ErrorReason::ProviderRejected,
+                ProviderFailure::Unavailable { .. } => ErrorReason::ProviderUnavailable,
+                ProviderFailure::Malformed { .. } => ErrorReason::ProviderInvalidResponse,
+            },
+            Self::ProviderUnsupported { .. } => ErrorReason::ProviderUnsupported,
+            Self::RefreshInProgress { .. } => ErrorReason::RefreshInProgress,
+            Self::UsageKeyConflict => ErrorReason::UsageKeyConflict,
+            Self::UsageInProgress { .. } => ErrorReason::UsageInProgress,
+            Self::UsageOutcomeUnknown { .. } => ErrorReason::UsageOutcomeUnknown,
+            Self::UsageRejected { .. } => ErrorReason::ProviderRejected,
+            Self::Conflict(_) => ErrorReason::ConcurrentModification,
+            Self::StorageUnavailable => ErrorReason::StorageUnavailable,
+            Self::Internal(_) => ErrorReason::Internal,
+        }
+    }
+
+    fn code(&self) -> Code {
+        match self.reason() {
+            ErrorReason::InvalidRequest | ErrorReason::UnknownProvider => Code::InvalidArgument,
+            ErrorReason::CallerUnauthenticated => Code::Unauthenticated,
+            ErrorReason::ConnectionNotFound => Code::NotFound,
+            ErrorReason::ProviderRemoved
+            | ErrorReason::ConnectionNeedsReauth
+            | ErrorReason::ConnectionRevoked
+            | ErrorReason::NoRefreshToken
+            | ErrorReason::StateInvalid
+            | ErrorReason::ProviderRejected
+            | ErrorReason::ProviderUnsupported => Code::FailedPrecondition,
+            ErrorReason::ProviderUnavailable
+            | ErrorReason::ProviderInvalidResponse
+            | ErrorReason::StorageUnavailable => Code::Unavailable,
+            ErrorReason::RefreshInProgress
+            | ErrorReason::UsageInProgress
+            | ErrorReason::UsageOutcomeUnknown
+            | ErrorReason::ConcurrentModification => Code::Aborted,
+            ErrorReason::UsageKeyConflict => Code::AlreadyExists,
+            ErrorReason::Internal | ErrorReason::Unspecified => Code::Internal,
+        }
+    }
+
+    /// How long the caller should wait before retrying, for errors a retry can cure.
+    fn retry_delay(&self) -> Option<Duration> {
+        match self {
+            Self::Provider {
+                failure: ProviderFailure::Unavailable { retry_after, .. },
                 ..
-            } => Self::Unavailable(match retry_after {
-                Some(secs) => format!(
-                    "provider {provider} unavailable during {what}: {reason}; retry after {secs}s"
-                ),
-                None => format!("provider {provider} unavailable during {what}: {reason}"),
-            }),
-            ProviderFailure::Malformed { reason } => Self::Unavailable(format!(
-                "provider {provider} gave an invalid answer to the {what}: {reason}"
-            )),
+            } => Some(Duration::from_secs(retry_after.unwrap_or(1).max(1))),
+            Self::Provider {
+                failure: ProviderFailure::Malformed { .. },
+                ..
+            }
+            | Self::RefreshInProgress { .. }
+            | Self::UsageInProgress { .. }
+            | Self::StorageUnavailable => Some(Duration::from_secs(1)),
+            Self::Conflict(_) => Some(Duration::from_millis(100)),
+            _ => None,
+        }
+    }
+
+    /// ErrorInfo metadata: the ids and facts a client may act on.
+    fn metadata(&self) -> HashMap<String, String> {
+        let mut m = HashMap::new();
+        let mut put = |k: &str, v: String| {
+            m.insert(k.to_owned(), v);
+        };
+        match self {
+            Self::InvalidArgument { field, .. } => put("field", (*field).to_owned()),
+            Self::UnknownProvider { provider } => {
+                put("field", "provider".into());
+                put("provider", provider.clone());
+            }
+            Self::ProviderRemoved { provider } | Self::ProviderUnsupported { provider, .. } => {
+                put("provider", provider.to_string())
+            }
+            Self::ConnectionNotFound { id } | Self::RefreshInProgress { id, .. } => {
+                put("connection_id", id.to_string())
+            }
+            Self::NeedsReauth { id, provider, .. }
+            | Self::Revoked { id, provider }
+            | Self::NoRefreshToken { id, provider } => {
+                put("connection_id", id.to_string());
+                put("provider", provider.to_string());
+            }
+            Self::StateInvalid(problem) => put("state", problem.as_str().to_owned()),
+            Self::Provider {
+                provider,
+                step,
+                failure,
+            } => {
+                put("provider", provider.to_string());
+                put("step", step.as_str().to_owned());
+                if let Some(status) = failure.http_status() {
+                    put("http_status", status.to_string());
+                }
+                if let ProviderFailure::Rejected { error, .. } = failure
+                    && !error.as_str().is_empty()
+                {
+                    put("provider_error", error.as_str().to_owned());
+                }
+            }
+            Self::UsageInProgress { usage_id } | Self::UsageOutcomeUnknown { usage_id, .. } => {
+                put("usage_id", usage_id.clone())
+            }
+            Self::UsageRejected {
+                usage_id, provider, ..
+            } => {
+                put("usage_id", usage_id.clone());
+                put("provider", provider.to_string());
+            }
+            Self::Unauthenticated(_)
+            | Self::UsageKeyConflict
+            | Self::Conflict(_)
+            | Self::StorageUnavailable
+            | Self::Internal(_) => {}
+        }
+        if matches!(self, Self::UsageKeyConflict) {
+            m.insert("field".into(), "idempotency_key".into());
+        }
+        m
+    }
+}
+
+/// The reason string: the proto enum value's name without its prefix.
+pub(crate) fn reason_name(reason: ErrorReason) -> &'static str {
+    let name = reason.as_str_name();
+    name.strip_prefix("ERROR_REASON_").unwrap_or(name)
+}
+
+fn provider_message(provider: &ProviderId, step: Step, failure: &ProviderFailure) -> String {
+    let what = step.describe();
+    match failure {
+        ProviderFailure::Rejected {
+            error, description, ..
+        } => {
+            let code = match error.as_str() {
+                "" => failure
+                    .http_status()
+                    .map(|s| format!("HTTP {s}"))
+                    .unwrap_or_default(),
+                code => code.to_owned(),
+            };
+            match description {
+                Some(d) => format!("provider {provider} rejected the {what}: {code} ({d})"),
+                None => format!("provider {provider} rejected the {what}: {code}"),
+            }
+        }
+        ProviderFailure::Unavailable {
+            reason,
+            retry_after,
+            ..
+        } => match retry_after {
+            Some(secs) => format!(
+                "provider {provider} unavailable during {what}: {reason}; retry after {secs}s"
+            ),
+            None => format!("provider {provider} unavailable during {what}: {reason}"),
+        },
+        ProviderFailure::Malformed { reason, .. } => {
+            format!("provider {provider} gave an invalid answer to the {what}: {reason}")
         }
     }
 }
@@ -107,9 +391,9 @@ impl From<sea_orm::DbErr> for Error {
     fn from(e: sea_orm::DbErr) -> Self {
         if database_unreachable(&e) {
             tracing::error!(error = %e, "database unavailable");
-            return Self::Unavailable("database unavailable".into());
+            return Self::StorageUnavailable;
         }
-        Self::Internal(e.into())
+        Self::internal(e)
     }
 }
 
@@ -135,19 +419,88 @@ fn database_unreachable(e: &sea_orm::DbErr) -> bool {
 
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
-        let code = match &e {
-            Error::InvalidArgument { .. } => Code::InvalidArgument,
-            Error::NotFound(_) => Code::NotFound,
-            Error::FailedPrecondition(_) => Code::FailedPrecondition,
-            Error::AlreadyExists(_) => Code::AlreadyExists,
-            Error::Unauthenticated(_) => Code::Unauthenticated,
-            Error::Unavailable(_) => Code::Unavailable,
-            Error::Aborted(_) => Code::Aborted,
-            Error::Internal(cause) => {
-                tracing::error!(error = ?cause, "internal error");
-                Code::Internal
-            }
-        };
-        Status::new(code, e.to_string())
+        if let Error::Internal(cause) = &e {
+            tracing::error!(error = ?cause, "internal error");
+        }
+        let reason = e.reason();
+        let mut details = ErrorDetails::with_error_info(reason_name(reason), DOMAIN, e.metadata());
+        if let Error::InvalidArgument { field, reason } = &e {
+            details.add_bad_request_violation(*field, reason.clone());
+        }
+        if let Error::UnknownProvider { .. } = &e {
+            details.add_bad_request_violation("provider", "no such provider is configured");
+        }
+        if let Error::UsageKeyConflict = &e {
+            details.add_bad_request_violation(
+                "idempotency_key",
+                "already used with a different request",
+            );
+        }
+        if let Some(delay) = e.retry_delay() {
+            details.set_retry_info(Some(delay));
+        }
+        Status::with_error_details(e.code(), e.to_string(), details)
+    }
+}
+
+impl fmt::Display for StateProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StateProblem::Unknown => "unknown or already used",
+            StateProblem::Expired => "expired",
+            StateProblem::OtherCaller => "begun by another caller",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_carries_error_info() {
+        let status: Status = Error::invalid("subject", "required").into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let info = status.get_details_error_info().expect("error info");
+        assert_eq!(info.reason, "INVALID_REQUEST");
+        assert_eq!(info.domain, DOMAIN);
+        assert_eq!(info.metadata["field"], "subject");
+        let bad = status.get_details_bad_request().expect("bad request");
+        assert_eq!(bad.field_violations[0].field, "subject");
+        assert!(status.get_details_retry_info().is_none());
+
+        let status: Status = Error::StorageUnavailable.into();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.get_details_retry_info().is_some());
+    }
+
+    #[test]
+    fn provider_failures_keep_the_status_number() {
+        let e = Error::provider(
+            &ProviderId::trusted("ares"),
+            Step::Usage,
+            ProviderFailure::Rejected {
+                http_status: 402,
+                error: crate::flow::token_response::OAuthError::Unspecified,
+                description: Some("Insufficient credits".into()),
+            },
+        );
+        assert_eq!(
+            e.to_string(),
+            "provider ares rejected the usage report: HTTP 402 (Insufficient credits)"
+        );
+        let status: Status = e.into();
+        let info = status.get_details_error_info().expect("info");
+        assert_eq!(info.reason, "PROVIDER_REJECTED");
+        assert_eq!(info.metadata["http_status"], "402");
+        assert_eq!(info.metadata["step"], "usage");
+    }
+
+    #[test]
+    fn reason_names_drop_the_prefix() {
+        assert_eq!(
+            reason_name(ErrorReason::UsageOutcomeUnknown),
+            "USAGE_OUTCOME_UNKNOWN"
+        );
     }
 }

@@ -1,15 +1,20 @@
-//! Sans-IO OAuth2 logic: what to send and how to read the answer, with time
-//! passed in. Nothing here touches the network, the database or the clock, so
-//! every branch is unit-tested.
+//! Sans-IO OAuth2 logic: what to send, how to read the answer, and every
+//! decision that depends on time, with time passed in. Nothing here touches
+//! the network, the database or the clock, so every branch is unit-tested.
 
-pub mod authorize;
-pub mod expiry;
-pub mod state;
-pub mod token_request;
-pub mod token_response;
+pub(crate) mod answer;
+pub(crate) mod authorize;
+pub(crate) mod callback;
+pub(crate) mod expiry;
+pub(crate) mod refresh;
+pub(crate) mod state;
+pub(crate) mod token_request;
+pub(crate) mod token_response;
+pub(crate) mod usage;
 
-pub use authorize::{AuthorizeParams, authorization_url};
-pub use expiry::{Freshness, freshness};
-pub use state::{StateToken, hash_state, pkce_challenge};
-pub use token_request::{Grant, OutboundRequest, token_request};
-pub use token_response::{OAuthError, ProviderFailure, TokenSet, parse_token_response};
+pub(crate) use authorize::{AuthorizeParams, authorization_url};
+pub(crate) use callback::StateProblem;
+pub(crate) use expiry::{Freshness, freshness};
+pub(crate) use state::{StateToken, hash_state, pkce_challenge};
+pub(crate) use token_request::{Grant, OutboundRequest, token_request};
+pub(crate) use token_response::{ProviderFailure, TokenSet, parse_token_response};

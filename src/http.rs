@@ -11,20 +11,23 @@ use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 
 use crate::{
     config::HttpSettings,
-    flow::{OutboundRequest, ProviderFailure},
+    flow::{
+        OutboundRequest, ProviderFailure,
+        answer::{StatusClass, classify_status},
+    },
     telemetry::metrics::metrics,
 };
 
 /// A provider's answer. `Debug` omits the body, which may hold tokens.
-pub struct HttpResponse {
+pub(crate) struct HttpResponse {
     /// HTTP status code.
-    pub status: u16,
+    pub(crate) status: u16,
     /// The `content-type` header, lower-cased, or empty.
-    pub content_type: String,
+    pub(crate) content_type: String,
     /// `Retry-After` in seconds, when given as a number.
-    pub retry_after: Option<u64>,
+    pub(crate) retry_after: Option<u64>,
     /// The body, at most the configured cap.
-    pub body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl std::fmt::Debug for HttpResponse {
@@ -39,14 +42,14 @@ impl std::fmt::Debug for HttpResponse {
 
 /// Shared outbound client (connection pooling across calls).
 #[derive(Clone)]
-pub struct HttpClient {
+pub(crate) struct HttpClient {
     client: reqwest::Client,
     max_response_bytes: usize,
 }
 
 impl HttpClient {
     /// Builds the client. Needs a rustls crypto provider installed (see `app`).
-    pub fn new(settings: &HttpSettings) -> anyhow::Result<Self> {
+    pub(crate) fn new(settings: &HttpSettings) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.timeout)
@@ -61,7 +64,7 @@ impl HttpClient {
 
     /// Performs `request` to `provider`'s `endpoint` (token, userinfo,
     /// usage) in a client span, recording its duration and outcome.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         provider: &str,
         endpoint: &'static str,
@@ -93,9 +96,11 @@ impl HttpClient {
         let result = self.read(builder).instrument(span.clone()).await;
         let elapsed = started.elapsed();
         let outcome = match &result {
-            Ok(resp) if (200..300).contains(&resp.status) => "success",
-            Ok(resp) if resp.status == 429 || resp.status >= 500 => "unavailable",
-            Ok(_) => "rejected",
+            Ok(resp) => match classify_status(resp.status) {
+                StatusClass::Success => "success",
+                StatusClass::Unavailable { .. } => "unavailable",
+                StatusClass::Rejected => "rejected",
+            },
             Err(ProviderFailure::Unavailable { .. }) => "unreachable",
             Err(_) => "invalid",
         };
@@ -140,6 +145,7 @@ impl HttpClient {
         while let Some(chunk) = response.chunk().await.map_err(transport_failure)? {
             if body.len() + chunk.len() > self.max_response_bytes {
                 return Err(ProviderFailure::Malformed {
+                    http_status: Some(status),
                     reason: format!(
                         "provider answer larger than {} bytes",
                         self.max_response_bytes
@@ -170,6 +176,7 @@ fn transport_failure(e: reqwest::Error) -> ProviderFailure {
         "provider request failed"
     };
     ProviderFailure::Unavailable {
+        http_status: None,
         reason: reason.into(),
         retry_after: None,
         retry_safe: e.is_connect(),

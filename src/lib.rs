@@ -2,24 +2,27 @@
 //! providers and acts on their behalf, so that no other service handles a
 //! client secret, an authorization code or a refresh token.
 //!
-//! A request flows: [`api`] (gRPC handlers) -> [`broker`] (orchestration) ->
-//! [`flow`] (sans-IO protocol logic) with [`providers`] (the quirks) ->
-//! [`http`] (outbound calls) and [`store`] (the database).
+//! A request flows: `api` (gRPC handlers, the parser into `domain` types) ->
+//! `broker` (the services) -> `flow` (sans-IO protocol logic and decisions)
+//! with [`providers`] (the quirks) -> `http` (outbound calls) and `store`
+//! (the database). `error` maps every failure to a gRPC status in one place.
 
 #![forbid(unsafe_code)]
 
-pub mod api;
+mod api;
 pub mod app;
-pub mod broker;
+mod broker;
+pub mod clock;
 pub mod config;
 pub mod crypto;
-pub mod error;
-pub mod flow;
-pub mod http;
+mod domain;
+mod error;
+mod flow;
+mod http;
 mod pb_debug;
 pub mod providers;
-pub mod secret;
-pub mod store;
+mod secret;
+mod store;
 pub mod telemetry;
 
 /// Generated gRPC types and services of `authbroker.v1`.

@@ -9,6 +9,25 @@ mod askara;
 
 use serde::Deserialize;
 
+use crate::domain::{ClientSecret, ProviderId, RedirectUri};
+
+/// One configured provider: its profile, client credentials and redirect URIs.
+#[derive(Debug)]
+pub struct ProviderSetting {
+    /// Config id, e.g. "ares".
+    pub(crate) id: ProviderId,
+    /// Endpoints and quirks after overrides.
+    pub(crate) profile: Profile,
+    /// OAuth client id.
+    pub(crate) client_id: String,
+    /// OAuth client secret.
+    pub(crate) client_secret: ClientSecret,
+    /// Registered redirect URIs; BeginAuth must use one of them.
+    pub(crate) redirect_uris: Vec<RedirectUri>,
+    /// Whether SignInWithPassword may use the password grant.
+    pub(crate) allow_password_grant: bool,
+}
+
 /// Which built-in profile a configured provider starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

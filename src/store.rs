@@ -1,10 +1,11 @@
 //! The database: sea-orm entities and the repository functions that are the
-//! only code touching it. Instants are Unix seconds; secrets arrive sealed.
+//! only code touching it: rows become domain values here and nowhere else.
+//! Instants are Unix seconds; secrets arrive sealed.
 
-pub mod connections;
-pub mod entity;
-pub mod states;
-pub mod usage;
+pub(crate) mod connections;
+mod entity;
+pub(crate) mod states;
+pub(crate) mod usage;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
@@ -12,7 +13,7 @@ use crate::config::embedded_sqlite_path;
 
 /// Opens the database, creating the embedded SQLite file (and its folder) when
 /// needed.
-pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+pub(crate) async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     let mut url = url.to_owned();
     if let Some(path) = embedded_sqlite_path(&url) {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -69,12 +70,4 @@ pub(crate) async fn write_gate(
         sea_orm::DbBackend::Sqlite => Some(SQLITE_WRITES.lock().await),
         _ => None,
     }
-}
-
-/// Current time as Unix seconds.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
 }

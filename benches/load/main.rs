@@ -306,11 +306,15 @@ async fn bulk_insert(db: &BenchDb, n: usize) -> Vec<String> {
                 row: &id,
                 field,
             };
-            let access = key.seal(
-                &format!("access-{i:08}-{}", uuid::Uuid::new_v4().simple()),
-                slot("access_token"),
-            );
-            let refresh = key.seal(&format!("refresh-{i:08}"), slot("refresh_token"));
+            let access = key
+                .seal(
+                    &format!("access-{i:08}-{}", uuid::Uuid::new_v4().simple()),
+                    slot("access_token"),
+                )
+                .into_stored();
+            let refresh = key
+                .seal(&format!("refresh-{i:08}"), slot("refresh_token"))
+                .into_stored();
             values.push(format!(
                 "('{id}', 'bench', 'ares', 'bulk-{i}', 'user-{i}', 'read write', 'ACTIVE', NULL, '{CALLBACK}', 'Bearer', \
                  '{access}', '{refresh}', {}, 'k1', 1, NULL, NULL, NULL, {now}, {now})",

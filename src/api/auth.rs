@@ -1,10 +1,12 @@
 //! BeginAuth, CompleteAuth, SignInWithPassword handlers.
 
-use tonic::Status;
+use std::collections::BTreeMap;
 
 use super::{convert, validate};
 use crate::{
-    broker::{BeginAuth, Broker, Callback, CallbackOutcome, Caller},
+    broker::{BeginAuth, Broker, Callback, CallbackOutcome, PasswordSignIn},
+    domain::{AuthorizationCode, Caller, Password},
+    error::{Error, Result},
     pb::{self, complete_auth_response::Outcome},
     secret::Secret,
 };
@@ -13,11 +15,11 @@ pub(super) async fn begin(
     broker: &Broker,
     caller: &Caller,
     req: pb::BeginAuthRequest,
-) -> Result<pb::BeginAuthResponse, Status> {
+) -> Result<pb::BeginAuthResponse> {
     let request = BeginAuth {
-        provider: validate::required("provider", req.provider, 64)?,
-        subject: validate::required("subject", req.subject, 256)?,
-        redirect_uri: validate::optional("redirect_uri", req.redirect_uri, 2048)?,
+        provider: validate::provider(req.provider)?,
+        subject: validate::subject(req.subject)?,
+        redirect_uri: validate::redirect_uri(req.redirect_uri)?,
         scopes: validate::scopes(req.scopes)?,
         sign_up: req.sign_up,
     };
@@ -33,37 +35,41 @@ pub(super) async fn complete(
     broker: &Broker,
     caller: &Caller,
     req: pb::CompleteAuthRequest,
-) -> Result<pb::CompleteAuthResponse, Status> {
+) -> Result<pb::CompleteAuthResponse> {
     if req.params.len() > 32 {
-        return Err(crate::error::Error::invalid("params", "at most 32 parameters").into());
+        return Err(Error::invalid("params", "at most 32 parameters"));
     }
-    let mut params = std::collections::BTreeMap::new();
+    let mut params = BTreeMap::new();
     for (k, v) in req.params {
         if k.is_empty() || k.len() > 64 || v.len() > 2048 {
-            return Err(crate::error::Error::invalid(
+            return Err(Error::invalid(
                 "params",
                 "keys are 1 to 64 characters, values at most 2048",
-            )
-            .into());
+            ));
         }
         params.insert(k, v);
     }
     let callback = Callback {
         state: Secret::new(validate::required("state", req.state, 128)?),
-        code: validate::optional("code", req.code, 2048)?.map(Secret::new),
-        error: validate::optional("error", req.error, 128)?,
-        error_description: validate::optional("error_description", req.error_description, 1024)?,
+        code: validate::optional_text("code", req.code, 2048)?.map(AuthorizationCode::new),
+        error: validate::optional_text("error", req.error, 128)?,
+        error_description: validate::optional_text(
+            "error_description",
+            req.error_description,
+            1024,
+        )?,
         params,
     };
     if callback.code.is_none() && callback.error.is_none() && callback.params.is_empty() {
-        return Err(crate::error::Error::invalid(
+        return Err(Error::invalid(
             "code",
             "required unless the callback has an error or other parameters",
-        )
-        .into());
+        ));
     }
     let outcome = match broker.complete_auth(caller, callback).await? {
-        CallbackOutcome::Connected(row) => Outcome::Connection(convert::connection(*row)),
+        CallbackOutcome::Connected(connection) => {
+            Outcome::Connection(convert::connection(*connection))
+        }
         CallbackOutcome::PendingVerification { provider_user_id } => {
             Outcome::PendingVerification(pb::PendingVerification { provider_user_id })
         }
@@ -84,21 +90,24 @@ pub(super) async fn password(
     broker: &Broker,
     caller: &Caller,
     req: pb::SignInWithPasswordRequest,
-) -> Result<pb::SignInWithPasswordResponse, Status> {
-    let provider = validate::required("provider", req.provider, 64)?;
-    let subject = validate::required("subject", req.subject, 256)?;
+) -> Result<pb::SignInWithPasswordResponse> {
+    let provider = validate::provider(req.provider)?;
+    let subject = validate::subject(req.subject)?;
     let username = validate::required("username", req.username, 256)?;
     if req.password.is_empty() {
-        return Err(crate::error::Error::invalid("password", "required").into());
+        return Err(Error::invalid("password", "required"));
     }
     if req.password.len() > 1024 {
-        return Err(crate::error::Error::invalid("password", "at most 1024 bytes").into());
+        return Err(Error::invalid("password", "at most 1024 bytes"));
     }
-    let password = Secret::new(req.password);
-    let row = broker
-        .sign_in_with_password(caller, &provider, &subject, &username, &password)
-        .await?;
+    let request = PasswordSignIn {
+        provider,
+        subject,
+        username,
+        password: Password::new(req.password),
+    };
+    let connection = broker.sign_in_with_password(caller, request).await?;
     Ok(pb::SignInWithPasswordResponse {
-        connection: Some(convert::connection(row)),
+        connection: Some(convert::connection(connection)),
     })
 }

@@ -8,43 +8,43 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status, service::Interceptor};
 
-use crate::{broker::Caller, config::CallerSetting};
+use crate::{config::CallerSetting, domain::Caller, error::Error};
 
 /// Name used for every call when no callers are configured (loopback only).
-pub const ANONYMOUS: &str = "anonymous";
+const ANONYMOUS: &str = "anonymous";
 
 /// The tonic interceptor.
 #[derive(Clone)]
-pub struct CallerAuth {
-    callers: Arc<Vec<(String, [u8; 32])>>,
+pub(crate) struct CallerAuth {
+    callers: Arc<Vec<(Caller, [u8; 32])>>,
 }
 
 impl CallerAuth {
     /// Authenticates against `callers`; with none, every call is [`ANONYMOUS`].
-    pub fn new(callers: &[CallerSetting]) -> Self {
+    pub(crate) fn new(callers: &[CallerSetting]) -> Self {
         Self {
             callers: Arc::new(
                 callers
                     .iter()
-                    .map(|c| (c.name.clone(), c.token_sha256))
+                    .map(|c| (Caller::trusted(&c.name), c.token_sha256))
                     .collect(),
             ),
         }
     }
 
-    fn authenticate(&self, header: Option<&str>) -> Result<Caller, Status> {
+    fn authenticate(&self, header: Option<&str>) -> Result<Caller, Error> {
         if self.callers.is_empty() {
-            return Ok(Caller(ANONYMOUS.into()));
+            return Ok(Caller::trusted(ANONYMOUS));
         }
-        let header = header.ok_or_else(|| {
-            Status::unauthenticated("missing `authorization: Bearer <token>` metadata")
-        })?;
+        let header = header.ok_or(Error::Unauthenticated(
+            "missing `authorization: Bearer <token>` metadata",
+        ))?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                Status::unauthenticated("authorization metadata must be `Bearer <token>`")
-            })?;
+            .ok_or(Error::Unauthenticated(
+                "authorization metadata must be `Bearer <token>`",
+            ))?;
         let presented: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
         // Compare against every caller so timing does not reveal which matched.
         let mut found = None;
@@ -54,8 +54,8 @@ impl CallerAuth {
             }
         }
         found
-            .map(|name| Caller(name.clone()))
-            .ok_or_else(|| Status::unauthenticated("unknown caller token"))
+            .cloned()
+            .ok_or(Error::Unauthenticated("unknown caller token"))
     }
 }
 
@@ -65,7 +65,7 @@ impl Interceptor for CallerAuth {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        let caller = self.authenticate(header)?;
+        let caller = self.authenticate(header).map_err(Status::from)?;
         request.extensions_mut().insert(caller);
         Ok(request)
     }
@@ -88,14 +88,17 @@ mod tests {
             auth()
                 .authenticate(Some("Bearer token-0123456789"))
                 .expect("ok")
-                .0,
+                .as_str(),
             "billing"
         );
         assert!(auth().authenticate(Some("Bearer wrong")).is_err());
         assert!(auth().authenticate(Some("token-0123456789")).is_err());
         assert!(auth().authenticate(None).is_err());
         assert_eq!(
-            CallerAuth::new(&[]).authenticate(None).expect("open").0,
+            CallerAuth::new(&[])
+                .authenticate(None)
+                .expect("open")
+                .as_str(),
             ANONYMOUS
         );
     }

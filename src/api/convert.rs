@@ -4,8 +4,8 @@ use prost_types::{ListValue, Struct, Timestamp, value::Kind};
 use serde_json::{Map, Value};
 
 use crate::{
+    domain::{Connection, ConnectionStatus},
     pb,
-    store::connections::{ConnectionRow, status},
 };
 
 /// Unix seconds -> Timestamp.
@@ -16,28 +16,23 @@ pub(super) fn timestamp(secs: i64) -> Timestamp {
     }
 }
 
-/// A stored row -> the secret-free proto Connection.
-pub(super) fn connection(row: ConnectionRow) -> pb::Connection {
-    let status = match row.status.as_str() {
-        status::ACTIVE => pb::ConnectionStatus::Active,
-        status::NEEDS_REAUTH => pb::ConnectionStatus::NeedsReauth,
-        _ => pb::ConnectionStatus::Revoked,
+/// A domain connection -> the secret-free proto Connection.
+pub(super) fn connection(c: Connection) -> pb::Connection {
+    let status = match c.status {
+        ConnectionStatus::Active => pb::ConnectionStatus::Active,
+        ConnectionStatus::NeedsReauth => pb::ConnectionStatus::NeedsReauth,
+        ConnectionStatus::Revoked => pb::ConnectionStatus::Revoked,
     };
     pb::Connection {
-        id: row.id,
-        provider: row.provider,
-        subject: row.subject,
-        provider_user_id: row.provider_user_id,
-        scopes: row
-            .scopes
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        id: c.id.to_string(),
+        provider: c.provider.to_string(),
+        subject: c.subject.to_string(),
+        provider_user_id: c.provider_user_id,
+        scopes: c.scopes.into_vec(),
         status: status.into(),
-        access_token_expires_at: row.access_token_expires_at.map(timestamp),
-        created_at: Some(timestamp(row.created_at)),
-        updated_at: Some(timestamp(row.updated_at)),
+        access_token_expires_at: c.access_token_expires_at.map(timestamp),
+        created_at: Some(timestamp(c.created_at)),
+        updated_at: Some(timestamp(c.updated_at)),
     }
 }
 

@@ -1,11 +1,10 @@
 //! GetAccessToken handler.
 
-use tonic::Status;
-
 use super::{convert, validate};
 use crate::{
-    broker::{Broker, Caller},
-    error::Error,
+    broker::Broker,
+    domain::Caller,
+    error::{Error, Result},
     pb,
 };
 
@@ -17,24 +16,23 @@ pub(super) async fn get(
     broker: &Broker,
     caller: &Caller,
     req: pb::GetAccessTokenRequest,
-) -> Result<pb::GetAccessTokenResponse, Status> {
-    let id = validate::connection_id(req.connection_id)?;
+) -> Result<pb::GetAccessTokenResponse> {
+    let id = validate::connection_id(&req.connection_id)?;
     let min_valid = match req.min_valid_seconds {
         0 => DEFAULT_MIN_VALID_SECS,
         n if n > MAX_MIN_VALID_SECS => {
             return Err(Error::invalid(
                 "min_valid_seconds",
                 format!("at most {MAX_MIN_VALID_SECS}"),
-            )
-            .into());
+            ));
         }
         n => n,
     };
     let token = broker
-        .access_token(caller, &id, i64::from(min_valid), req.force_refresh)
+        .access_token(caller, id, i64::from(min_valid), req.force_refresh)
         .await?;
     Ok(pb::GetAccessTokenResponse {
-        access_token: token.token.expose().to_owned(),
+        access_token: token.token.secret().to_owned(),
         token_type: token.token_type,
         expires_at: Some(convert::timestamp(token.expires_at)),
     })

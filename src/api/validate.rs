@@ -1,55 +1,100 @@
-//! Request field validation: every field has a length limit and a message
-//! naming it.
+//! The parser at the edge: request fields become domain values here, once,
+//! and every failure names its field.
 
-use crate::error::{Error, Result};
+use crate::{
+    domain::{
+        ConnectionId, Credits, IdempotencyKey, ParseError, ProviderId, RedirectUri, Scopes,
+        Subject, UsageLabel,
+    },
+    error::{Error, Result},
+};
 
-/// A required identifier-like text field.
+fn named<T>(field: &'static str, parsed: Result<T, ParseError>) -> Result<T> {
+    parsed.map_err(|e| Error::invalid(field, e.0))
+}
+
+/// A required connection id.
+pub(super) fn connection_id(value: &str) -> Result<ConnectionId> {
+    named("connection_id", ConnectionId::parse(value))
+}
+
+/// A required provider id.
+pub(super) fn provider(value: String) -> Result<ProviderId> {
+    named("provider", ProviderId::parse(value))
+}
+
+/// An optional provider id filter: empty means any.
+pub(super) fn provider_filter(value: String) -> Result<Option<ProviderId>> {
+    optional(value, provider)
+}
+
+/// A required subject.
+pub(super) fn subject(value: String) -> Result<Subject> {
+    named("subject", Subject::parse(value))
+}
+
+/// An optional subject filter: empty means any.
+pub(super) fn subject_filter(value: String) -> Result<Option<Subject>> {
+    optional(value, subject)
+}
+
+/// An optional redirect URI: empty means the provider's only one.
+pub(super) fn redirect_uri(value: String) -> Result<Option<RedirectUri>> {
+    optional(value, |v| named("redirect_uri", RedirectUri::parse(v)))
+}
+
+/// Requested scopes.
+pub(super) fn scopes(values: Vec<String>) -> Result<Scopes> {
+    named("scopes", Scopes::parse(values))
+}
+
+/// A required idempotency key.
+pub(super) fn idempotency_key(value: String) -> Result<IdempotencyKey> {
+    named("idempotency_key", IdempotencyKey::parse(value))
+}
+
+/// A required usage label.
+pub(super) fn usage(value: String) -> Result<UsageLabel> {
+    named("usage", UsageLabel::parse(value))
+}
+
+/// Credits.
+pub(super) fn credits(value: f64) -> Result<Credits> {
+    named("credits", Credits::parse(value))
+}
+
+/// A required free text field of at most `max` characters.
 pub(super) fn required(field: &'static str, value: String, max: usize) -> Result<String> {
     if value.is_empty() {
         return Err(Error::invalid(field, "required"));
     }
-    optional(field, value, max).map(|v| v.unwrap_or_default())
+    text(field, value, max)
 }
 
-/// An optional text field: empty means absent.
-pub(super) fn optional(field: &'static str, value: String, max: usize) -> Result<Option<String>> {
-    if value.is_empty() {
-        return Ok(None);
-    }
+/// An optional free text field: empty means absent.
+pub(super) fn optional_text(
+    field: &'static str,
+    value: String,
+    max: usize,
+) -> Result<Option<String>> {
+    optional(value, |v| text(field, v, max))
+}
+
+fn text(field: &'static str, value: String, max: usize) -> Result<String> {
     if value.chars().count() > max {
         return Err(Error::invalid(field, format!("at most {max} characters")));
     }
     if value.chars().any(char::is_control) {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
-    Ok(Some(value))
+    Ok(value)
 }
 
-/// A connection id: a UUID.
-pub(super) fn connection_id(value: String) -> Result<String> {
-    let value = required("connection_id", value, 36)?;
-    uuid::Uuid::parse_str(&value)
-        .map(|u| u.to_string())
-        .map_err(|_| Error::invalid("connection_id", "not a connection id (UUID)"))
-}
-
-/// Scopes: at most 32, each 1 to 128 characters without spaces.
-pub(super) fn scopes(values: Vec<String>) -> Result<Vec<String>> {
-    if values.len() > 32 {
-        return Err(Error::invalid("scopes", "at most 32 scopes"));
+fn optional<T>(value: String, parse: impl FnOnce(String) -> Result<T>) -> Result<Option<T>> {
+    if value.is_empty() {
+        return Ok(None);
     }
-    for scope in &values {
-        if scope.is_empty()
-            || scope.len() > 128
-            || scope.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(Error::invalid(
-                "scopes",
-                "each scope is 1 to 128 characters without spaces",
-            ));
-        }
-    }
-    Ok(values)
+    parse(value).map(Some)
 }
 
 #[cfg(test)]
@@ -58,13 +103,27 @@ mod tests {
 
     #[test]
     fn messages_name_the_field() {
-        let e = required("subject", String::new(), 10).expect_err("empty");
+        let e = subject(String::new()).expect_err("empty");
         assert_eq!(e.to_string(), "subject: required");
-        let e = required("subject", "x".repeat(11), 10).expect_err("long");
-        assert_eq!(e.to_string(), "subject: at most 10 characters");
-        assert!(connection_id("nope".into()).is_err());
+        let e = required("username", "x".repeat(257), 256).expect_err("long");
+        assert_eq!(e.to_string(), "username: at most 256 characters");
+        assert_eq!(
+            connection_id("nope").expect_err("uuid").to_string(),
+            "connection_id: not a connection id (UUID)"
+        );
+        assert_eq!(
+            connection_id("").expect_err("empty").to_string(),
+            "connection_id: required"
+        );
         assert!(scopes(vec!["a b".into()]).is_err());
-        assert!(optional("x", "a\u{0}".into(), 10).is_err());
-        assert_eq!(optional("x", String::new(), 10).expect("ok"), None);
+        assert!(optional_text("x", "a\u{0}".into(), 10).is_err());
+        assert_eq!(optional_text("x", String::new(), 10).expect("ok"), None);
+        assert_eq!(subject_filter(String::new()).expect("ok"), None);
+        assert!(
+            credits(-1.0)
+                .expect_err("negative")
+                .to_string()
+                .starts_with("credits:")
+        );
     }
 }

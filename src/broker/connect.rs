@@ -1,338 +1,306 @@
-//! Shared steps of every flow that ends in stored tokens: calling the token
-//! endpoint, learning the provider's account id, and upserting the connection.
+//! Connecting accounts: BeginAuth stores a single-use state and builds the
+//! authorization URL; CompleteAuth consumes it and turns the callback into a
+//! connection, a pending verification or a refusal; SignInWithPassword uses
+//! the password grant where allowed.
 
-use serde_json::Value;
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use super::{Broker, Caller, retry, sealing};
+use sea_orm::DatabaseConnection;
+
+use super::{
+    account::{Accounts, Owner},
+    provider_client::ProviderClient,
+    registry::Providers,
+    vault::Vault,
+};
 use crate::{
-    config::ProviderSetting,
-    error::{Error, Result},
-    flow::{self, OutboundRequest, ProviderFailure, TokenSet, expiry},
-    secret::Secret,
-    store::{
-        self,
-        connections::{self, ConnectionRow, TokenWrite, status},
+    clock::SharedClock,
+    domain::{
+        AuthorizationCode, Caller, Connection, Password, ProviderId, RedirectUri, Scopes, Subject,
     },
+    error::{Error, Result, Step},
+    flow::{
+        self, AuthorizeParams, Grant, StateProblem, StateToken,
+        callback::{CallbackKind, CallbackParams, check_state, classify_callback},
+    },
+    secret::Secret,
+    store::states::{self, PendingAuth},
 };
 
-impl Broker {
-    /// Sends a token request and parses the answer.
-    /// Sends a token request carrying `grant_secret` (code or password) and
-    /// maps failures, scrubbing that secret from any provider text.
-    pub(super) async fn exchange(
-        &self,
-        provider: &str,
-        what: &str,
-        request: &OutboundRequest,
-        grant_secret: &Secret,
-    ) -> Result<TokenSet> {
-        self.exchange_with_retries(provider, request)
-            .await
-            .map_err(|failure| {
-                Error::provider(provider, what, failure.scrub(grant_secret.expose()))
-            })
-    }
+/// A parsed BeginAuth request.
+pub(crate) struct BeginAuth {
+    /// Provider id.
+    pub(crate) provider: ProviderId,
+    /// The caller's end user.
+    pub(crate) subject: Subject,
+    /// Requested redirect URI, or `None` for the only registered one.
+    pub(crate) redirect_uri: Option<RedirectUri>,
+    /// Requested scopes; empty for the provider default.
+    pub(crate) scopes: Scopes,
+    /// Sign-up link instead of login.
+    pub(crate) sign_up: bool,
+}
 
-    /// Sends a token request, retrying only failures after which the
-    /// provider certainly did not process it (unreachable, 429, 503): a
-    /// retried request must never spend a code or a refresh token twice.
-    pub(super) async fn exchange_with_retries(
-        &self,
-        provider: &str,
-        request: &OutboundRequest,
-    ) -> Result<TokenSet, ProviderFailure> {
-        let retry_safe = |f: &ProviderFailure| {
-            matches!(
-                f,
-                ProviderFailure::Unavailable {
-                    retry_safe: true,
-                    ..
+/// What BeginAuth returns.
+pub(crate) struct Begun {
+    /// Where to send the end user.
+    pub(crate) authorization_url: String,
+    /// The state value (also inside the URL).
+    pub(crate) state: Secret,
+    /// Unix seconds.
+    pub(crate) expires_at: i64,
+}
+
+/// A parsed CompleteAuth request.
+pub(crate) struct Callback {
+    /// The state value.
+    pub(crate) state: Secret,
+    /// The code, when the provider sent one.
+    pub(crate) code: Option<AuthorizationCode>,
+    /// The `error` parameter, when present.
+    pub(crate) error: Option<String>,
+    /// The `error_description` parameter.
+    pub(crate) error_description: Option<String>,
+    /// Every other callback parameter.
+    pub(crate) params: BTreeMap<String, String>,
+}
+
+/// What a callback amounted to.
+pub(crate) enum CallbackOutcome {
+    /// A stored connection.
+    Connected(Box<Connection>),
+    /// A new provider account awaits email verification.
+    PendingVerification {
+        /// Its id at the provider.
+        provider_user_id: String,
+    },
+    /// The user or provider refused.
+    Denied {
+        /// The error code.
+        error: String,
+        /// The description, possibly empty.
+        error_description: String,
+    },
+}
+
+/// A parsed SignInWithPassword request.
+pub(crate) struct PasswordSignIn {
+    /// Provider id.
+    pub(crate) provider: ProviderId,
+    /// The caller's end user.
+    pub(crate) subject: Subject,
+    /// The end user's login at the provider.
+    pub(crate) username: String,
+    /// Their password.
+    pub(crate) password: Password,
+}
+
+/// Runs the authorization flows.
+pub(crate) struct Connector {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) vault: Arc<Vault>,
+    pub(crate) client: Arc<ProviderClient>,
+    pub(crate) providers: Arc<Providers>,
+    pub(crate) accounts: Accounts,
+    pub(crate) clock: SharedClock,
+    /// Lifetime of a state.
+    pub(crate) state_ttl: Duration,
+}
+
+impl Connector {
+    /// Stores a new single-use state and returns the authorization URL.
+    pub(crate) async fn begin(&self, caller: &Caller, req: BeginAuth) -> Result<Begun> {
+        let provider = self.providers.requested(&req.provider)?;
+        let redirect_uri = match req.redirect_uri {
+            Some(uri) if provider.redirect_uris.contains(&uri) => uri,
+            Some(_) => {
+                return Err(Error::invalid(
+                    "redirect_uri",
+                    format!(
+                        "not registered for provider {:?}; it must equal a configured redirect_uris entry exactly",
+                        provider.id.as_str()
+                    ),
+                ));
+            }
+            None => match provider.redirect_uris.as_slice() {
+                [only] => only.clone(),
+                _ => {
+                    return Err(Error::invalid(
+                        "redirect_uri",
+                        format!(
+                            "required: provider {:?} has several redirect URIs",
+                            provider.id.as_str()
+                        ),
+                    ));
                 }
-            )
+            },
         };
-        retry::with_retries("token request", retry_safe, || {
-            self.try_exchange(provider, request)
-        })
-        .await
-    }
-
-    /// GETs the user endpoint, retrying failures: a GET has no side effect,
-    /// and giving up here would throw away tokens just obtained.
-    pub(super) async fn fetch_profile_with_retries(
-        &self,
-        provider: &str,
-        url: &str,
-        access_token: &Secret,
-    ) -> Result<serde_json::Map<String, Value>, ProviderFailure> {
-        let transient = |f: &ProviderFailure| {
-            matches!(
-                f,
-                ProviderFailure::Unavailable { .. } | ProviderFailure::Malformed { .. }
-            )
+        if req.sign_up && provider.profile.sign_up_response_type.is_none() {
+            return Err(Error::invalid(
+                "sign_up",
+                format!("provider {:?} has no sign-up links", provider.id.as_str()),
+            ));
+        }
+        let scopes = if req.scopes.is_empty() {
+            Scopes::trusted(provider.profile.default_scopes.clone())
+        } else {
+            req.scopes
         };
-        retry::with_retries("user endpoint", transient, || {
-            self.fetch_profile(provider, url, access_token)
-        })
-        .await
-    }
 
-    pub(super) async fn try_exchange(
-        &self,
-        provider: &str,
-        request: &OutboundRequest,
-    ) -> Result<TokenSet, ProviderFailure> {
-        let response = self.inner.http.send(provider, "token", request).await?;
-        flow::parse_token_response(
-            response.status,
-            &response.content_type,
-            &response.body,
-            response.retry_after,
+        let state = StateToken::generate().0;
+        let state_hash = flow::hash_state(state.expose());
+        let verifier = provider.profile.pkce.then(flow::state::pkce_verifier);
+        let challenge = verifier.as_ref().map(flow::pkce_challenge);
+        let authorization_url = flow::authorization_url(
+            &provider.profile,
+            &AuthorizeParams {
+                client_id: &provider.client_id,
+                redirect_uri: redirect_uri.as_str(),
+                scopes: scopes.as_slice(),
+                state: state.expose(),
+                sign_up: req.sign_up,
+                code_challenge: challenge.as_deref(),
+            },
         )
-    }
+        .map_err(|e| Error::internal(anyhow::anyhow!("provider {}: {e}", provider.id)))?;
 
-    /// GETs a provider JSON object with the user's bearer token.
-    pub(super) async fn fetch_profile(
-        &self,
-        provider: &str,
-        url: &str,
-        access_token: &Secret,
-    ) -> Result<serde_json::Map<String, Value>, ProviderFailure> {
-        let request = OutboundRequest {
-            method: "GET",
-            url: url.to_owned(),
-            headers: vec![
-                ("accept", Secret::new("application/json")),
-                (
-                    "authorization",
-                    Secret::new(format!("Bearer {}", access_token.expose())),
-                ),
-            ],
-            body: None,
-        };
-        let response = self.inner.http.send(provider, "userinfo", &request).await?;
-        json_object(
-            response.status,
-            &response.content_type,
-            &response.body,
-            response.retry_after,
+        let now = self.clock.now();
+        let expires_at = now + self.state_ttl.as_secs() as i64;
+        let pkce_verifier = verifier.map(|v| self.vault.seal_verifier(&state_hash, &v));
+        states::insert(
+            &self.db,
+            PendingAuth {
+                state_hash,
+                caller: caller.clone(),
+                provider: provider.id.clone(),
+                subject: req.subject,
+                redirect_uri,
+                scopes,
+                sign_up: req.sign_up,
+                pkce_verifier,
+                expires_at,
+                created_at: now,
+            },
         )
+        .await?;
+        Ok(Begun {
+            authorization_url,
+            state,
+            expires_at,
+        })
     }
 
-    /// Stores tokens for the account they belong to: updates the existing
-    /// connection of this caller, subject and provider account, or creates one.
-    pub(super) async fn connect_account(
+    /// Consumes the state and turns the callback into an outcome. No request
+    /// reaches the provider unless the state is valid for this caller.
+    pub(crate) async fn complete(&self, caller: &Caller, cb: Callback) -> Result<CallbackOutcome> {
+        let state = self
+            .take_state(caller, &flow::hash_state(cb.state.expose()))
+            .await?;
+        let provider = self.providers.stored(&state.provider)?;
+        let kind = classify_callback(&CallbackParams {
+            error: cb.error.as_deref(),
+            has_code: cb.code.is_some(),
+            params: &cb.params,
+            pending_param: provider.profile.pending_verification_param.as_deref(),
+        });
+        let code = match (kind, cb.code) {
+            (CallbackKind::Denied, _) => {
+                let error = cb.error.unwrap_or_default();
+                tracing::info!(provider = %provider.id, %error, "authorization denied");
+                return Ok(CallbackOutcome::Denied {
+                    error,
+                    error_description: cb.error_description.unwrap_or_default(),
+                });
+            }
+            (CallbackKind::PendingVerification(provider_user_id), _) => {
+                return Ok(CallbackOutcome::PendingVerification { provider_user_id });
+            }
+            (CallbackKind::Code, Some(code)) => code,
+            (CallbackKind::Code | CallbackKind::Incomplete, _) => {
+                return Err(Error::invalid(
+                    "code",
+                    "the callback carries neither a code, an error nor a pending verification",
+                ));
+            }
+        };
+        let verifier = state
+            .pkce_verifier
+            .as_ref()
+            .map(|sealed| self.vault.open_verifier(&state.state_hash, sealed))
+            .transpose()?;
+        let grant = Grant::AuthorizationCode {
+            code: &code,
+            redirect_uri: state.redirect_uri.as_str(),
+            code_verifier: verifier.as_ref(),
+        };
+        let tokens = self
+            .client
+            .grant(&provider, &grant, Step::CodeExchange)
+            .await?;
+        let owner = Owner {
+            caller,
+            subject: &state.subject,
+            redirect_uri: &state.redirect_uri,
+            requested_scopes: &state.scopes,
+        };
+        let connection = self.accounts.store(&provider, owner, tokens).await?;
+        Ok(CallbackOutcome::Connected(Box::new(connection)))
+    }
+
+    /// Takes the state with this hash for `caller`: another caller's state is
+    /// left untouched; an expired one is consumed and refused.
+    async fn take_state(&self, caller: &Caller, state_hash: &str) -> Result<PendingAuth> {
+        let state = states::find(&self.db, state_hash)
+            .await?
+            .ok_or(Error::StateInvalid(StateProblem::Unknown))?;
+        let check = check_state(
+            self.clock.now(),
+            state.caller.as_str(),
+            caller.as_str(),
+            state.expires_at,
+        );
+        if check == Err(StateProblem::OtherCaller) {
+            return Err(Error::StateInvalid(StateProblem::OtherCaller));
+        }
+        if !states::delete(&self.db, state_hash).await? {
+            return Err(Error::StateInvalid(StateProblem::Unknown));
+        }
+        check.map_err(Error::StateInvalid)?;
+        Ok(state)
+    }
+
+    /// Connects with the resource owner password grant, where allowed.
+    pub(crate) async fn sign_in_with_password(
         &self,
         caller: &Caller,
-        provider: &ProviderSetting,
-        subject: &str,
-        redirect_uri: &str,
-        requested_scopes: &str,
-        tokens: TokenSet,
-    ) -> Result<ConnectionRow> {
-        let provider_user_id = match &provider.profile.userinfo_url {
-            Some(url) => {
-                let profile = self
-                    .fetch_profile_with_retries(&provider.id, url, &tokens.access_token)
-                    .await
-                    .map_err(|f| Error::provider(&provider.id, "user info request", f))?;
-                account_id(&profile, &provider.profile.user_id_field).ok_or_else(|| {
-                    Error::Unavailable(format!(
-                        "provider {} user info has no {:?} field",
-                        provider.id, provider.profile.user_id_field
-                    ))
-                })?
-            }
-            None => String::new(),
-        };
-        let scopes = tokens
-            .scope
-            .clone()
-            .unwrap_or_else(|| requested_scopes.to_owned());
-        let now = store::now();
-        let db = &self.inner.db;
-
-        // Two attempts: a concurrent first connect of the same account may win the
-        // insert, and then this one becomes an update.
-        for _ in 0..2 {
-            if let Some(existing) =
-                connections::find_account(db, &caller.0, &provider.id, subject, &provider_user_id)
-                    .await?
-            {
-                let write = self.seal_tokens(
-                    &existing.id,
-                    &tokens,
-                    None,
-                    provider.profile.default_token_lifetime_secs,
-                    now,
-                );
-                if connections::write_tokens(
-                    db,
-                    &existing.id,
-                    existing.version,
-                    write,
-                    Some(&scopes),
-                    Some(redirect_uri),
-                    now,
-                )
-                .await?
-                {
-                    self.inner.cache.remove(&existing.id);
-                    if existing.status != status::ACTIVE {
-                        log_status_change(&existing, status::ACTIVE, "re-authorized");
-                    }
-                    return connections::find(db, &caller.0, &existing.id)
-                        .await?
-                        .ok_or_else(|| Error::NotFound("connection vanished".into()));
-                }
-                continue;
-            }
-            let id = uuid::Uuid::now_v7().to_string();
-            let write = self.seal_tokens(
-                &id,
-                &tokens,
-                None,
-                provider.profile.default_token_lifetime_secs,
-                now,
-            );
-            let row = ConnectionRow {
-                id,
-                caller: caller.0.clone(),
+        req: PasswordSignIn,
+    ) -> Result<Connection> {
+        let provider = self.providers.requested(&req.provider)?;
+        if !provider.profile.password_grant || !provider.allow_password_grant {
+            return Err(Error::ProviderUnsupported {
                 provider: provider.id.clone(),
-                subject: subject.to_owned(),
-                provider_user_id: provider_user_id.clone(),
-                scopes: scopes.clone(),
-                status: status::ACTIVE.into(),
-                status_reason: None,
-                redirect_uri: redirect_uri.to_owned(),
-                token_type: write.token_type,
-                access_token: Some(write.access_token),
-                refresh_token: write.refresh_token,
-                access_token_expires_at: Some(write.expires_at),
-                key_id: write.key_id,
-                version: 1,
-                refresh_lease_owner: None,
-                refresh_lease_until: None,
-                refresh_started_at: None,
-                created_at: now,
-                updated_at: now,
-            };
-            match connections::insert(db, row).await {
-                Ok(row) => {
-                    tracing::info!(connection_id = %row.id, provider = %row.provider, "connection created");
-                    return Ok(row);
-                }
-                Err(e)
-                    if matches!(
-                        e.sql_err(),
-                        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-                    ) =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
+                what: "does not allow the password grant (needs a provider that offers it and allow_password_grant = true)",
+            });
         }
-        Err(Error::Aborted(
-            "the connection changed concurrently; retry".into(),
-        ))
-    }
-
-    /// Seals a token answer for row `id`. `previous_refresh` (sealed) is kept
-    /// when the answer carries no new refresh token.
-    pub(super) fn seal_tokens(
-        &self,
-        id: &str,
-        tokens: &TokenSet,
-        previous_refresh: Option<String>,
-        default_lifetime_secs: u64,
-        now: i64,
-    ) -> TokenWrite {
-        let key = &self.inner.key;
-        TokenWrite {
-            access_token: key.seal(
-                tokens.access_token.expose(),
-                sealing::connection_slot(id, sealing::ACCESS_TOKEN),
-            ),
-            refresh_token: tokens
-                .refresh_token
-                .as_ref()
-                .map(|rt| {
-                    key.seal(
-                        rt.expose(),
-                        sealing::connection_slot(id, sealing::REFRESH_TOKEN),
-                    )
-                })
-                .or(previous_refresh),
-            token_type: tokens.token_type.clone(),
-            expires_at: expiry::expires_at(now, tokens.expires_in, default_lifetime_secs),
-            key_id: key.id().to_owned(),
-        }
-    }
-}
-
-/// Logs a connection status change in one shape, for alerting.
-pub(super) fn log_status_change(row: &ConnectionRow, to: &str, reason: &str) {
-    crate::telemetry::metrics::metrics()
-        .status_changes
-        .add(1, &[opentelemetry::KeyValue::new("to", to.to_owned())]);
-    tracing::warn!(
-        connection_id = %row.id,
-        provider = %row.provider,
-        from = %row.status,
-        to,
-        reason,
-        "connection status changed"
-    );
-}
-
-/// The account id field of a profile, whether the provider sends a string or a number.
-fn account_id(profile: &serde_json::Map<String, Value>, field: &str) -> Option<String> {
-    match profile.get(field)? {
-        Value::String(s) if !s.is_empty() => Some(s.chars().take(256).collect()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// Interprets a provider answer that must be a JSON object.
-pub(super) fn json_object(
-    status: u16,
-    content_type: &str,
-    body: &[u8],
-    retry_after: Option<u64>,
-) -> Result<serde_json::Map<String, Value>, ProviderFailure> {
-    if status == 429 || status >= 500 {
-        return Err(ProviderFailure::Unavailable {
-            reason: format!("answered HTTP {status}"),
-            retry_after,
-            retry_safe: flow::token_response::status_is_retry_safe(status),
-        });
-    }
-    let parsed = serde_json::from_slice::<Value>(body).ok();
-    if !(200..300).contains(&status) {
-        let message = parsed
-            .as_ref()
-            .and_then(|v| {
-                v.get("message")
-                    .or_else(|| v.get("error_description"))
-                    .or_else(|| v.get("error"))
-            })
-            .and_then(Value::as_str)
-            .map(flow::token_response::shorten);
-        return Err(ProviderFailure::Rejected {
-            error: flow::OAuthError::Other(format!("http_{status}")),
-            description: message,
-        });
-    }
-    if content_type.starts_with("text/html") {
-        return Err(ProviderFailure::Malformed {
-            reason: "answered with an HTML page".into(),
-        });
-    }
-    match parsed {
-        Some(Value::Object(map)) => Ok(map),
-        _ => Err(ProviderFailure::Malformed {
-            reason: format!("answered HTTP {status} without a JSON object"),
-        }),
+        let grant = Grant::Password {
+            username: &req.username,
+            password: &req.password,
+        };
+        let tokens = self
+            .client
+            .grant(&provider, &grant, Step::PasswordGrant)
+            .await?;
+        let redirect_uri = provider
+            .redirect_uris
+            .first()
+            .cloned()
+            .unwrap_or_else(|| RedirectUri::trusted(""));
+        let owner = Owner {
+            caller,
+            subject: &req.subject,
+            redirect_uri: &redirect_uri,
+            requested_scopes: &Scopes::trusted(provider.profile.default_scopes.clone()),
+        };
+        self.accounts.store(&provider, owner, tokens).await
     }
 }

@@ -1,86 +1,112 @@
-//! GetConnection, ListConnections, RevokeConnection and GetUserInfo.
+//! Looking after existing connections: GetConnection, ListConnections,
+//! RevokeConnection and GetUserInfo.
 
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
 use serde_json::{Map, Value};
 
-use super::{Broker, Caller, connect::log_status_change};
+use super::{provider_client::ProviderClient, registry::Providers, status, tokens::TokenService};
 use crate::{
-    error::{Error, Result},
+    clock::SharedClock,
+    domain::{Caller, Connection, ConnectionId, ConnectionStatus, ProviderId, Subject},
+    error::{Error, Result, Step},
     flow::ProviderFailure,
-    store::{
-        self,
-        connections::{self, ConnectionRow, status},
-    },
+    store::connections,
 };
 
-impl Broker {
+/// How long the token used for a user info call must live.
+const TOKEN_MIN_VALID_SECS: i64 = 30;
+
+/// The caller's view of its connections.
+pub(crate) struct Connections {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) tokens: Arc<TokenService>,
+    pub(crate) client: Arc<ProviderClient>,
+    pub(crate) providers: Arc<Providers>,
+    pub(crate) clock: SharedClock,
+}
+
+impl Connections {
     /// One of the caller's connections.
-    pub async fn connection(&self, caller: &Caller, id: &str) -> Result<ConnectionRow> {
-        connections::find(&self.inner.db, &caller.0, id)
+    pub(crate) async fn get(&self, caller: &Caller, id: ConnectionId) -> Result<Connection> {
+        connections::find(&self.db, caller, id)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("connection {id} not found")))
+            .ok_or(Error::ConnectionNotFound { id })
     }
 
     /// The caller's connections, newest first.
-    pub async fn list_connections(
+    pub(crate) async fn list(
         &self,
         caller: &Caller,
-        subject: Option<&str>,
-        provider: Option<&str>,
-    ) -> Result<Vec<ConnectionRow>> {
-        Ok(connections::list(&self.inner.db, &caller.0, subject, provider).await?)
+        subject: Option<&Subject>,
+        provider: Option<&ProviderId>,
+    ) -> Result<Vec<Connection>> {
+        Ok(connections::list(&self.db, caller, subject, provider).await?)
     }
 
     /// Deletes the stored tokens; the connection stays, REVOKED. Idempotent.
-    pub async fn revoke(&self, caller: &Caller, id: &str) -> Result<ConnectionRow> {
+    pub(crate) async fn revoke(&self, caller: &Caller, id: ConnectionId) -> Result<Connection> {
+        let reason = "revoked by the caller";
         for _ in 0..3 {
-            let row = self.connection(caller, id).await?;
-            if row.status == status::REVOKED {
-                return Ok(row);
+            let Some(row) = connections::find_tokens(&self.db, caller, id).await? else {
+                return Err(Error::ConnectionNotFound { id });
+            };
+            if row.connection.status == ConnectionStatus::Revoked {
+                return Ok(row.connection);
             }
-            let reason = "revoked by the caller";
-            self.inner.cache.remove(id);
+            self.tokens.forget(id);
             if connections::set_status(
-                &self.inner.db,
+                &self.db,
                 id,
                 row.version,
-                status::REVOKED,
+                ConnectionStatus::Revoked,
                 reason,
-                store::now(),
+                self.clock.now(),
             )
             .await?
             {
-                log_status_change(&row, status::REVOKED, reason);
+                status::log_change(&row.connection, ConnectionStatus::Revoked, reason);
                 // Again after the write: a read that raced the revoke may have
                 // cached the token meanwhile.
-                self.inner.cache.remove(id);
-                return self.connection(caller, id).await;
+                self.tokens.forget(id);
+                return self.get(caller, id).await;
             }
         }
-        Err(Error::Aborted(format!(
-            "connection {id} kept changing; retry"
-        )))
+        Err(Error::Conflict("the connection kept changing"))
     }
 
     /// The provider's profile of the connected user. A 401 from the provider
     /// gets one forced refresh and one retry.
-    pub async fn user_info(&self, caller: &Caller, id: &str) -> Result<Map<String, Value>> {
-        let row = self.usable_connection(caller, id).await?;
-        let provider = self.provider_of_row(&row.provider)?;
-        let url = provider.profile.userinfo_url.clone().ok_or_else(|| {
-            Error::FailedPrecondition(format!("provider {:?} has no user endpoint", provider.id))
-        })?;
+    pub(crate) async fn user_info(
+        &self,
+        caller: &Caller,
+        id: ConnectionId,
+    ) -> Result<Map<String, Value>> {
+        let connection = status::usable(self.get(caller, id).await?)?;
+        let provider = self.providers.stored(&connection.provider)?;
+        let url =
+            provider
+                .profile
+                .userinfo_url
+                .clone()
+                .ok_or_else(|| Error::ProviderUnsupported {
+                    provider: provider.id.clone(),
+                    what: "has no user endpoint",
+                })?;
         let mut force = false;
         loop {
-            let token = self.access_token(caller, id, 30, force).await?;
-            match self.fetch_profile(&provider.id, &url, &token.token).await {
+            let token = self
+                .tokens
+                .access_token(caller, id, TOKEN_MIN_VALID_SECS, force)
+                .await?;
+            match self.client.profile(&provider, &url, &token.token).await {
                 Ok(profile) => return Ok(profile),
-                Err(ProviderFailure::Rejected { error, .. })
-                    if !force && error.as_str() == "http_401" =>
-                {
-                    force = true
-                }
+                Err(ProviderFailure::Rejected {
+                    http_status: 401, ..
+                }) if !force => force = true,
                 Err(failure) => {
-                    return Err(Error::provider(&provider.id, "user info request", failure));
+                    return Err(Error::provider(&provider.id, Step::UserInfo, failure));
                 }
             }
         }

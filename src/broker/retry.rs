@@ -13,7 +13,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// Runs `call` up to [`ATTEMPTS`] times while it fails in a way `retryable`
 /// accepts; `what` names the call in logs.
-pub(super) async fn with_retries<T, F, Fut>(
+pub(crate) async fn with_retries<T, F, Fut>(
     what: &str,
     retryable: impl Fn(&ProviderFailure) -> bool,
     mut call: F,

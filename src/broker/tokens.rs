@@ -1,79 +1,103 @@
-//! GetAccessToken: serve the cached or stored token while it lives long
-//! enough, otherwise refresh it once for all concurrent callers.
+//! Serving tokens: the cache, then one read of the serving columns, then a
+//! refresh shared by every concurrent caller (see `flight`) and carried out
+//! across replicas by `refresh`. A GetAccessToken moves down this file and
+//! into those two, never back.
+
+use std::sync::Arc;
 
 use opentelemetry::KeyValue;
+use sea_orm::DatabaseConnection;
 
-use super::{Broker, Caller, cache::Cached, sealing};
+use super::{cache::TokenCache, flight::Flights, refresh::Refresher, status, vault::Vault};
 use crate::{
+    clock::SharedClock,
+    config::TokenSettings,
+    domain::{Caller, ConnectionId, ConnectionStatus, ServedToken},
     error::{Error, Result},
-    flow::{self, Freshness},
-    secret::Secret,
-    store::{
-        self,
-        connections::{self, ConnectionRow, status},
-    },
+    flow::{self, Freshness, expiry::due_for_proactive_refresh, refresh::RefreshAsk},
+    store::connections,
     telemetry::metrics::metrics,
 };
 
-/// A token handed to the caller.
-#[derive(Clone)]
-pub struct AccessToken {
-    /// The token.
-    pub token: Secret,
-    /// Usually "Bearer".
-    pub token_type: String,
-    /// Unix seconds.
-    pub expires_at: i64,
+/// Most connections one background pass renews.
+const BACKGROUND_BATCH: u64 = 200;
+
+/// Hands out valid access tokens.
+pub(crate) struct TokenService {
+    db: DatabaseConnection,
+    vault: Arc<Vault>,
+    cache: Arc<TokenCache>,
+    flights: Arc<Flights<ServedToken>>,
+    refresher: Arc<Refresher>,
+    clock: SharedClock,
+    settings: TokenSettings,
 }
 
-impl Broker {
+impl TokenService {
+    /// Assembles the service around `refresher`.
+    pub(crate) fn new(
+        db: DatabaseConnection,
+        vault: Arc<Vault>,
+        refresher: Refresher,
+        clock: SharedClock,
+        settings: TokenSettings,
+    ) -> Self {
+        Self {
+            db,
+            vault,
+            cache: Arc::new(TokenCache::new(settings.cache_ttl, settings.cache_capacity)),
+            flights: Flights::new(),
+            refresher: Arc::new(refresher),
+            clock,
+            settings,
+        }
+    }
+
     /// A token valid for at least `min_valid_secs`, refreshed when needed.
-    pub async fn access_token(
+    pub(crate) async fn access_token(
         &self,
         caller: &Caller,
-        id: &str,
+        id: ConnectionId,
         min_valid_secs: i64,
         force: bool,
-    ) -> Result<AccessToken> {
+    ) -> Result<ServedToken> {
+        let now_ms = self.clock.now_millis();
+        let now = now_ms.div_euclid(1000);
         // Hot path: no database, no decryption.
         if !force
-            && let Some(hit) = self.inner.cache.get(id, &caller.0)
-            && flow::freshness(store::now(), Some(hit.expires_at), min_valid_secs, false)
-                == Freshness::Fresh
+            && let Some(hit) = self.cache.get(id, caller, now_ms)
+            && flow::freshness(now, Some(hit.expires_at), min_valid_secs, false) == Freshness::Fresh
         {
             metrics()
                 .cache_lookups
                 .add(1, &[KeyValue::new("result", "hit")]);
             return Ok(hit);
         }
-
         metrics()
             .cache_lookups
             .add(1, &[KeyValue::new("result", "miss")]);
         // A refresh of this connection is already in flight here: join it
         // without touching the database.
-        if let Some(flight) = self.flight_of(caller, id) {
-            return Self::follow(flight).await;
+        if let Some(follower) = self.flights.joinable(id, caller) {
+            return follower.outcome().await;
         }
         // The cached entry, even past its TTL, may already say the token is
         // too short: then go straight to the refresh, whose leader reads the row.
-        let known_stale = self
-            .inner
-            .cache
-            .expiry_hint(id, &caller.0)
-            .is_some_and(|exp| {
-                flow::freshness(store::now(), Some(exp), min_valid_secs, false) != Freshness::Fresh
-            });
-        // Otherwise the six serving columns are enough when the stored token
-        // lives long enough.
+        let known_stale = self.cache.expiry_hint(id, caller).is_some_and(|exp| {
+            flow::freshness(now, Some(exp), min_valid_secs, false) != Freshness::Fresh
+        });
         if !force
             && !known_stale
-            && let Some(token) = self.stored_token(caller, id, min_valid_secs).await?
+            && let Some(token) = self.stored_token(caller, id, min_valid_secs, now).await?
         {
             return Ok(token);
         }
-        self.refresh_shared(caller, id, None, min_valid_secs, force)
-            .await
+        let ask = RefreshAsk {
+            min_valid_secs,
+            force,
+            seen_version: None,
+        };
+        self.refresh_shared(caller, id, ask).await
     }
 
     /// The stored token if it stays valid for `min_valid_secs`; errors for an
@@ -81,112 +105,101 @@ impl Broker {
     async fn stored_token(
         &self,
         caller: &Caller,
-        id: &str,
+        id: ConnectionId,
         min_valid_secs: i64,
-    ) -> Result<Option<AccessToken>> {
-        let Some(row) = connections::find_serving(&self.inner.db, &caller.0, id).await? else {
-            self.inner.cache.remove(id);
-            return Err(Error::NotFound(format!("connection {id} not found")));
+        now: i64,
+    ) -> Result<Option<ServedToken>> {
+        let Some(row) = connections::find_serving(&self.db, caller, id).await? else {
+            self.cache.remove(id);
+            return Err(Error::ConnectionNotFound { id });
         };
-        if row.status != status::ACTIVE {
-            self.inner.cache.remove(id);
-            return Err(status_error(id, &row.status, row.status_reason.as_deref()));
+        if row.status != ConnectionStatus::Active {
+            self.cache.remove(id);
+            return Err(status::unusable(
+                id,
+                &row.provider,
+                row.status,
+                row.status_reason.as_deref(),
+            ));
         }
-        if flow::freshness(
-            store::now(),
-            row.access_token_expires_at,
-            min_valid_secs,
-            false,
-        ) != Freshness::Fresh
+        if flow::freshness(now, row.access_token_expires_at, min_valid_secs, false)
+            != Freshness::Fresh
         {
             return Ok(None);
         }
-        let Some(sealed) = row.access_token.as_deref() else {
+        let Some(sealed) = row.access_token else {
             return Ok(None);
         };
-        let token = self.open_and_cache(
-            id,
-            &caller.0,
-            sealed,
-            row.token_type,
-            row.access_token_expires_at,
-        )?;
+        let token = ServedToken {
+            token: self.vault.open_access(id, &sealed)?,
+            token_type: row.token_type,
+            expires_at: row.access_token_expires_at.unwrap_or_default(),
+        };
+        self.cache
+            .put(id, caller, token.clone(), self.clock.now_millis());
         Ok(Some(token))
     }
 
-    /// The caller's connection, if it can serve tokens.
-    pub(super) async fn usable_connection(
+    /// Refreshes connection `id` once for every concurrent call of `caller`
+    /// in this process, and keeps the cache in step with the outcome.
+    async fn refresh_shared(
         &self,
         caller: &Caller,
-        id: &str,
-    ) -> Result<ConnectionRow> {
-        let row = connections::find(&self.inner.db, &caller.0, id)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("connection {id} not found")))?;
-        check_usable(row)
-    }
-
-    /// Opens a row's stored access token and remembers it for the hot path.
-    pub(super) fn open_row(&self, row: &ConnectionRow) -> Result<AccessToken> {
-        let sealed = row.access_token.as_deref().ok_or_else(|| {
-            Error::FailedPrecondition(format!("connection {} has no access token", row.id))
-        })?;
-        self.open_and_cache(
-            &row.id,
-            &row.caller,
-            sealed,
-            row.token_type.clone(),
-            row.access_token_expires_at,
-        )
-    }
-
-    /// Opens a sealed access token of connection `id` and caches it.
-    fn open_and_cache(
-        &self,
-        id: &str,
-        caller: &str,
-        sealed: &str,
-        token_type: String,
-        expires_at: Option<i64>,
-    ) -> Result<AccessToken> {
-        let token = AccessToken {
-            token: sealing::open(
-                &self.inner.key,
-                sealed,
-                sealing::connection_slot(id, sealing::ACCESS_TOKEN),
-            )?,
-            token_type,
-            expires_at: expires_at.unwrap_or_default(),
+        id: ConnectionId,
+        ask: RefreshAsk,
+    ) -> Result<ServedToken> {
+        let (refresher, cache, clock, owner) = (
+            self.refresher.clone(),
+            self.cache.clone(),
+            self.clock.clone(),
+            caller.clone(),
+        );
+        let work = async move {
+            let result = refresher.refresh(&owner, id, ask).await;
+            match &result {
+                Ok(token) => cache.put(id, &owner, token.clone(), clock.now_millis()),
+                Err(
+                    Error::ConnectionNotFound { .. }
+                    | Error::NeedsReauth { .. }
+                    | Error::Revoked { .. },
+                ) => cache.remove(id),
+                Err(_) => {}
+            }
+            result
         };
-        self.cache_token(id, caller, &token);
-        Ok(token)
+        self.flights.run(id, caller, work).await
     }
 
-    pub(super) fn cache_token(&self, id: &str, caller: &str, token: &AccessToken) {
-        self.inner.cache.put(id, Cached::new(caller, token.clone()));
+    /// Forgets what the cache holds for `id`: its tokens or status changed here.
+    pub(crate) fn forget(&self, id: ConnectionId) {
+        self.cache.remove(id);
     }
-}
 
-/// A row that can serve tokens, or the error saying why not.
-pub(super) fn check_usable(row: ConnectionRow) -> Result<ConnectionRow> {
-    if row.status == status::ACTIVE {
-        return Ok(row);
-    }
-    Err(status_error(
-        &row.id,
-        &row.status,
-        row.status_reason.as_deref(),
-    ))
-}
-
-/// The error for a connection in a status that serves no tokens.
-fn status_error(id: &str, status: &str, reason: Option<&str>) -> Error {
-    if status == status::NEEDS_REAUTH {
-        Error::FailedPrecondition(format!(
-            "connection {id} needs re-authorization: {}",
-            reason.unwrap_or("the provider refused its tokens")
-        ))
-    } else {
-        Error::FailedPrecondition(format!("connection {id} is revoked"))
+    /// One pass of the background refresher: renews active connections whose
+    /// token expires within the window, so callers rarely wait. Returns how
+    /// many it refreshed.
+    pub(crate) async fn refresh_expiring(&self) -> Result<usize> {
+        let window = self.settings.refresh_window.as_secs() as i64;
+        let now = self.clock.now();
+        let rows = connections::expiring(&self.db, now + window, BACKGROUND_BATCH).await?;
+        let mut refreshed = 0;
+        for row in rows {
+            if !due_for_proactive_refresh(now, row.expires_at, row.updated_at, window) {
+                continue;
+            }
+            let ask = RefreshAsk {
+                min_valid_secs: row.expires_at - now + 1,
+                force: false,
+                seen_version: Some(row.version),
+            };
+            match self.refresh_shared(&row.caller, row.id, ask).await {
+                Ok(token) if token.expires_at > row.expires_at => refreshed += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(connection_id = %row.id, error = %e, "background refresh failed")
+                }
+            }
+        }
+        Ok(refreshed)
     }
 }

@@ -5,24 +5,24 @@ use url::Url;
 use crate::providers::{Profile, QuerySpace};
 
 /// What goes into one authorization URL.
-pub struct AuthorizeParams<'a> {
+pub(crate) struct AuthorizeParams<'a> {
     /// The provider's OAuth client id.
-    pub client_id: &'a str,
+    pub(crate) client_id: &'a str,
     /// One of the registered redirect URIs.
-    pub redirect_uri: &'a str,
+    pub(crate) redirect_uri: &'a str,
     /// Scopes to request (already defaulted).
-    pub scopes: &'a [String],
+    pub(crate) scopes: &'a [String],
     /// The state value.
-    pub state: &'a str,
+    pub(crate) state: &'a str,
     /// Whether to open the provider's sign-up page.
-    pub sign_up: bool,
+    pub(crate) sign_up: bool,
     /// S256 PKCE challenge, when the profile uses PKCE.
-    pub code_challenge: Option<&'a str>,
+    pub(crate) code_challenge: Option<&'a str>,
 }
 
 /// The URL to send the end user to. Fails only on an unparseable configured
 /// authorize URL or a sign-up request to a provider without sign-up links.
-pub fn authorization_url(
+pub(crate) fn authorization_url(
     profile: &Profile,
     p: &AuthorizeParams<'_>,
 ) -> Result<String, &'static str> {

@@ -2,7 +2,7 @@
 
 /// The decision for one GetAccessToken call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Freshness {
+pub(crate) enum Freshness {
     /// The stored token stays valid long enough.
     Fresh,
     /// Refresh first.
@@ -11,7 +11,12 @@ pub enum Freshness {
 
 /// Decides from the token's expiry (Unix seconds; `None` when unknown), the
 /// current time and how long the caller needs the token to live.
-pub fn freshness(now: i64, expires_at: Option<i64>, min_valid_secs: i64, force: bool) -> Freshness {
+pub(crate) fn freshness(
+    now: i64,
+    expires_at: Option<i64>,
+    min_valid_secs: i64,
+    force: bool,
+) -> Freshness {
     match expires_at {
         _ if force => Freshness::Refresh,
         Some(exp) if exp - now >= min_valid_secs => Freshness::Fresh,
@@ -22,7 +27,7 @@ pub fn freshness(now: i64, expires_at: Option<i64>, min_valid_secs: i64, force: 
 /// When a token issued at `now` expires: `expires_in` if the provider said,
 /// else the profile's default lifetime (a missing `expires_in` must not mean
 /// "never refresh").
-pub fn expires_at(now: i64, expires_in: Option<u64>, default_lifetime_secs: u64) -> i64 {
+pub(crate) fn expires_at(now: i64, expires_in: Option<u64>, default_lifetime_secs: u64) -> i64 {
     let secs = expires_in
         .unwrap_or(default_lifetime_secs)
         .min(10 * 365 * 86_400);
@@ -53,7 +58,12 @@ mod tests {
 /// Whether the background refresher should renew a token now: it expires
 /// within `window`, and has used at least half its life (so a provider whose
 /// tokens live shorter than the window is not refreshed on every pass).
-pub fn due_for_proactive_refresh(now: i64, expires_at: i64, issued_at: i64, window: i64) -> bool {
+pub(crate) fn due_for_proactive_refresh(
+    now: i64,
+    expires_at: i64,
+    issued_at: i64,
+    window: i64,
+) -> bool {
     let remaining = expires_at - now;
     let lifetime = (expires_at - issued_at).max(1);
     remaining < window && remaining * 2 < lifetime

@@ -4,14 +4,14 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 
-use crate::secret::Secret;
+use crate::{domain::PkceVerifier, secret::Secret};
 
 /// A fresh state value to hand to the caller.
-pub struct StateToken(pub Secret);
+pub(crate) struct StateToken(pub Secret);
 
 impl StateToken {
     /// 32 random bytes from the OS-seeded generator.
-    pub fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         Self(Secret::new(
             URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()),
         ))
@@ -20,22 +20,22 @@ impl StateToken {
 
 /// The stored form of a state: hex SHA-256, so a database reader cannot
 /// complete someone else's flow.
-pub fn hash_state(state: &str) -> String {
+pub(crate) fn hash_state(state: &str) -> String {
     hex(&Sha256::digest(state.as_bytes()))
 }
 
 /// A PKCE code verifier (RFC 7636 §4.1): 43 characters of base64url.
-pub fn pkce_verifier() -> Secret {
-    Secret::new(URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()))
+pub(crate) fn pkce_verifier() -> PkceVerifier {
+    PkceVerifier::new(URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()))
 }
 
 /// The S256 challenge of a verifier (RFC 7636 §4.2).
-pub fn pkce_challenge(verifier: &Secret) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.expose().as_bytes()))
+pub(crate) fn pkce_challenge(verifier: &PkceVerifier) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.secret().as_bytes()))
 }
 
 /// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -55,11 +55,11 @@ mod tests {
 
     #[test]
     fn pkce_matches_rfc7636_appendix_b() {
-        let verifier = Secret::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        let verifier = PkceVerifier::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
         assert_eq!(
             pkce_challenge(&verifier),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
-        assert_eq!(pkce_verifier().expose().len(), 43);
+        assert_eq!(pkce_verifier().secret().len(), 43);
     }
 }

@@ -5,25 +5,26 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use serde_json::{Map, Value};
 
 use crate::{
+    domain::{AuthorizationCode, ClientSecret, Password, PkceVerifier, RefreshToken},
     providers::{BodyEncoding, ClientAuth, Profile},
     secret::Secret,
 };
 
 /// The grant being exchanged.
-pub enum Grant<'a> {
+pub(crate) enum Grant<'a> {
     /// An authorization code from the callback.
     AuthorizationCode {
         /// The code.
-        code: &'a Secret,
+        code: &'a AuthorizationCode,
         /// The redirect URI the flow began with.
         redirect_uri: &'a str,
         /// PKCE verifier, when the flow used one.
-        code_verifier: Option<&'a Secret>,
+        code_verifier: Option<&'a PkceVerifier>,
     },
     /// A stored refresh token.
     RefreshToken {
         /// The refresh token.
-        refresh_token: &'a Secret,
+        refresh_token: &'a RefreshToken,
         /// The connection's redirect URI (sent where the profile requires it).
         redirect_uri: &'a str,
     },
@@ -32,24 +33,33 @@ pub enum Grant<'a> {
         /// The end user's login.
         username: &'a str,
         /// The end user's password.
-        password: &'a Secret,
+        password: &'a Password,
     },
 }
 
 impl Grant<'_> {
     /// The `grant_type` value, also used as a label in logs.
-    pub fn grant_type(&self) -> &'static str {
+    pub(crate) fn grant_type(&self) -> &'static str {
         match self {
             Grant::AuthorizationCode { .. } => "authorization_code",
             Grant::RefreshToken { .. } => "refresh_token",
             Grant::Password { .. } => "password",
         }
     }
+
+    /// The grant's secret: scrubbed from any provider text about it.
+    pub(crate) fn secret(&self) -> &str {
+        match self {
+            Grant::AuthorizationCode { code, .. } => code.secret(),
+            Grant::RefreshToken { refresh_token, .. } => refresh_token.secret(),
+            Grant::Password { password, .. } => password.secret(),
+        }
+    }
 }
 
 /// An HTTP request to perform. The body and headers may hold secrets, so
 /// `Debug` shows only the method and URL.
-pub struct OutboundRequest {
+pub(crate) struct OutboundRequest {
     /// `POST` or `GET`.
     pub method: &'static str,
     /// Absolute URL.
@@ -67,10 +77,10 @@ impl std::fmt::Debug for OutboundRequest {
 }
 
 /// Builds the token request for `grant` as the profile's document prescribes.
-pub fn token_request(
+pub(crate) fn token_request(
     profile: &Profile,
     client_id: &str,
-    client_secret: &Secret,
+    client_secret: &ClientSecret,
     grant: &Grant<'_>,
 ) -> OutboundRequest {
     let mut fields: Vec<(&'static str, String)> =
@@ -81,26 +91,26 @@ pub fn token_request(
             redirect_uri,
             code_verifier,
         } => {
-            fields.push(("code", code.expose().to_owned()));
+            fields.push(("code", code.secret().to_owned()));
             if profile.code_redirect_uri {
                 fields.push(("redirect_uri", (*redirect_uri).to_owned()));
             }
             if let Some(verifier) = code_verifier {
-                fields.push(("code_verifier", verifier.expose().to_owned()));
+                fields.push(("code_verifier", verifier.secret().to_owned()));
             }
         }
         Grant::RefreshToken {
             refresh_token,
             redirect_uri,
         } => {
-            fields.push(("refresh_token", refresh_token.expose().to_owned()));
+            fields.push(("refresh_token", refresh_token.secret().to_owned()));
             if profile.refresh_redirect_uri {
                 fields.push(("redirect_uri", (*redirect_uri).to_owned()));
             }
         }
         Grant::Password { username, password } => {
             fields.push(("username", (*username).to_owned()));
-            fields.push(("password", password.expose().to_owned()));
+            fields.push(("password", password.secret().to_owned()));
         }
     }
 
@@ -108,14 +118,14 @@ pub fn token_request(
     match profile.client_auth {
         ClientAuth::Body => {
             fields.push(("client_id", client_id.to_owned()));
-            fields.push(("client_secret", client_secret.expose().to_owned()));
+            fields.push(("client_secret", client_secret.secret().to_owned()));
         }
         ClientAuth::Basic => {
             // Raw `base64(id:secret)`, as ARterra's document builds it
             // (`Buffer.from('client:secret')`) and as most servers decode it;
             // RFC 6749 §2.3.1's form-encoding first would break secrets with
             // '+', '/' or '='.
-            let credentials = STANDARD.encode(format!("{client_id}:{}", client_secret.expose()));
+            let credentials = STANDARD.encode(format!("{client_id}:{}", client_secret.secret()));
             headers.push(("authorization", Secret::new(format!("Basic {credentials}"))));
         }
     }
@@ -167,11 +177,11 @@ mod tests {
 
     #[test]
     fn ares_refresh_is_form_with_redirect_uri_and_body_credentials() {
-        let rt = Secret::new("rt/1");
+        let rt = RefreshToken::new("rt/1");
         let r = token_request(
             &builtin(ProviderKind::Ares),
             "cid",
-            &Secret::new("sec"),
+            &ClientSecret::new("sec"),
             &Grant::RefreshToken {
                 refresh_token: &rt,
                 redirect_uri: "https://a.example/cb",
@@ -193,11 +203,11 @@ mod tests {
 
     #[test]
     fn askara_code_exchange_is_json() {
-        let code = Secret::new("c1");
+        let code = AuthorizationCode::new("c1");
         let r = token_request(
             &builtin(ProviderKind::Askara),
             "cid",
-            &Secret::new("sec"),
+            &ClientSecret::new("sec"),
             &Grant::AuthorizationCode {
                 code: &code,
                 redirect_uri: "https://a.example/cb",
@@ -215,11 +225,11 @@ mod tests {
 
     #[test]
     fn arterra_uses_basic_and_a_minimal_json_body() {
-        let rt = Secret::new("r");
+        let rt = RefreshToken::new("r");
         let r = token_request(
             &builtin(ProviderKind::Arterra),
             "client_475ed119",
-            &Secret::new("secret_a5ee033782be4636cbefc8"),
+            &ClientSecret::new("secret_a5ee033782be4636cbefc8"),
             &Grant::RefreshToken {
                 refresh_token: &rt,
                 redirect_uri: "https://a.example/cb",

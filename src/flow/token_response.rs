@@ -4,25 +4,26 @@
 
 use serde::Deserialize;
 
-use crate::secret::Secret;
+use super::answer::{StatusClass, classify_status, shorten};
+use crate::domain::{AccessToken, RefreshToken};
 
 /// A successful token answer.
-pub struct TokenSet {
+pub(crate) struct TokenSet {
     /// The new access token.
-    pub access_token: Secret,
+    pub(crate) access_token: AccessToken,
     /// A new refresh token, when the provider issued one (rotation).
-    pub refresh_token: Option<Secret>,
+    pub(crate) refresh_token: Option<RefreshToken>,
     /// Usually "Bearer".
-    pub token_type: String,
+    pub(crate) token_type: String,
     /// Lifetime in seconds, when the provider said.
-    pub expires_in: Option<u64>,
+    pub(crate) expires_in: Option<u64>,
     /// Granted scopes, when the provider said.
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
 }
 
 /// RFC 6749 §5.2 error codes, with a catch-all.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OAuthError {
+pub(crate) enum OAuthError {
     /// The grant (code, refresh token, password) is invalid, expired or revoked.
     InvalidGrant,
     /// Client authentication failed.
@@ -37,6 +38,8 @@ pub enum OAuthError {
     InvalidScope,
     /// Any other code.
     Other(String),
+    /// The answer carried no OAuth error code (a plain HTTP refusal).
+    Unspecified,
 }
 
 impl OAuthError {
@@ -52,8 +55,8 @@ impl OAuthError {
         }
     }
 
-    /// The wire code.
-    pub fn as_str(&self) -> &str {
+    /// The wire code; empty for [`Self::Unspecified`].
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             Self::InvalidGrant => "invalid_grant",
             Self::InvalidClient => "invalid_client",
@@ -62,22 +65,27 @@ impl OAuthError {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
             Self::Other(code) => code,
+            Self::Unspecified => "",
         }
     }
 }
 
 /// Why a provider call did not yield what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProviderFailure {
-    /// The provider refused with an OAuth error.
+pub(crate) enum ProviderFailure {
+    /// The provider refused (4xx).
     Rejected {
-        /// The error code.
+        /// The HTTP status.
+        http_status: u16,
+        /// The OAuth error code, if the answer had one.
         error: OAuthError,
-        /// The provider's description, shortened.
+        /// The provider's description or message, shortened.
         description: Option<String>,
     },
     /// The provider could not be reached or failed (timeout, connect error, 5xx, 429).
     Unavailable {
+        /// The HTTP status, when it answered.
+        http_status: Option<u16>,
         /// What happened, for the caller and the log.
         reason: String,
         /// Seconds the provider asked us to wait (429/503 Retry-After).
@@ -89,18 +97,46 @@ pub enum ProviderFailure {
     },
     /// The provider answered with something that is not a valid answer.
     Malformed {
+        /// The HTTP status, when it answered.
+        http_status: Option<u16>,
         /// What was wrong, never containing the body's secrets.
         reason: String,
     },
 }
 
 impl ProviderFailure {
+    /// The HTTP status of the answer, if there was one.
+    pub(crate) fn http_status(&self) -> Option<u16> {
+        match self {
+            Self::Rejected { http_status, .. } => Some(*http_status),
+            Self::Unavailable { http_status, .. } | Self::Malformed { http_status, .. } => {
+                *http_status
+            }
+        }
+    }
+
+    /// Whether the provider certainly did not process the request.
+    pub(crate) fn is_retry_safe(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable {
+                retry_safe: true,
+                ..
+            }
+        )
+    }
+
     /// Removes `secret` from any provider text kept in this failure: a
     /// provider that echoes the grant in its error must not leak it into
     /// statuses, logs or stored reasons.
-    pub fn scrub(self, secret: &str) -> Self {
+    pub(crate) fn scrub(self, secret: &str) -> Self {
         match self {
-            Self::Rejected { error, description } if !secret.is_empty() => Self::Rejected {
+            Self::Rejected {
+                http_status,
+                error,
+                description,
+            } if !secret.is_empty() => Self::Rejected {
+                http_status,
                 error,
                 description: description.map(|d| d.replace(secret, "[redacted]")),
             },
@@ -126,39 +162,46 @@ struct ErrorBody {
 }
 
 /// Interprets a token endpoint answer.
-pub fn parse_token_response(
+pub(crate) fn parse_token_response(
     status: u16,
     content_type: &str,
     body: &[u8],
     retry_after: Option<u64>,
 ) -> Result<TokenSet, ProviderFailure> {
-    if status == 429 || status >= 500 {
-        return Err(ProviderFailure::Unavailable {
-            reason: format!("token endpoint answered HTTP {status}"),
-            retry_after,
-            retry_safe: status_is_retry_safe(status),
-        });
+    match classify_status(status) {
+        StatusClass::Unavailable { retry_safe } => {
+            return Err(ProviderFailure::Unavailable {
+                http_status: Some(status),
+                reason: format!("token endpoint answered HTTP {status}"),
+                retry_after,
+                retry_safe,
+            });
+        }
+        StatusClass::Rejected => return Err(parse_error(status, body)),
+        StatusClass::Success => {}
     }
-    if !(200..300).contains(&status) {
-        return Err(parse_error(status, body));
-    }
+    let malformed = |reason: String| ProviderFailure::Malformed {
+        http_status: Some(status),
+        reason,
+    };
     if content_type.starts_with("text/html") {
-        return Err(ProviderFailure::Malformed {
-            reason: format!("token endpoint answered HTTP {status} with an HTML page"),
-        });
+        return Err(malformed(format!(
+            "token endpoint answered HTTP {status} with an HTML page"
+        )));
     }
-    let parsed: SuccessBody =
-        serde_json::from_slice(body).map_err(|e| ProviderFailure::Malformed {
-            reason: format!(
-                "token endpoint answered HTTP {status} with invalid JSON ({})",
-                e.classify_str()
-            ),
-        })?;
+    let parsed: SuccessBody = serde_json::from_slice(body).map_err(|e| {
+        malformed(format!(
+            "token endpoint answered HTTP {status} with invalid JSON ({})",
+            e.classify_str()
+        ))
+    })?;
     let access_token = parsed
         .access_token
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ProviderFailure::Malformed {
-            reason: format!("token endpoint answered HTTP {status} without access_token"),
+        .ok_or_else(|| {
+            malformed(format!(
+                "token endpoint answered HTTP {status} without access_token"
+            ))
         })?;
     let expires_in = match parsed.expires_in {
         None | Some(serde_json::Value::Null) => None,
@@ -167,11 +210,11 @@ pub fn parse_token_response(
         Some(v) => v.as_u64(),
     };
     Ok(TokenSet {
-        access_token: Secret::new(access_token),
+        access_token: AccessToken::new(access_token),
         refresh_token: parsed
             .refresh_token
             .filter(|t| !t.is_empty())
-            .map(Secret::new),
+            .map(RefreshToken::new),
         token_type: parsed
             .token_type
             .filter(|t| !t.is_empty() && t.len() <= 32)
@@ -189,19 +232,22 @@ fn parse_error(status: u16, body: &[u8]) -> ProviderFailure {
             error_description,
             ..
         }) => ProviderFailure::Rejected {
+            http_status: status,
             error: OAuthError::parse(&code),
             description: error_description.map(|d| shorten(&d)),
         },
         // Not RFC 6749 §5.2: keep the status and any message, no raw body.
         Some(ErrorBody { message, .. }) => ProviderFailure::Rejected {
+            http_status: status,
             error: if status == 401 {
                 OAuthError::InvalidClient
             } else {
-                OAuthError::Other(format!("http_{status}"))
+                OAuthError::Unspecified
             },
             description: message.map(|m| shorten(&m)),
         },
         None => ProviderFailure::Malformed {
+            http_status: Some(status),
             reason: format!("token endpoint answered HTTP {status} without a JSON error"),
         },
     }
@@ -225,18 +271,8 @@ fn normalize_scope(value: serde_json::Value) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
-/// 429 and 503 say the request was not processed; other 5xx may have been.
-pub fn status_is_retry_safe(status: u16) -> bool {
-    status == 429 || status == 503
-}
-
-/// Provider text shown to callers is capped so a hostile answer cannot flood logs.
-pub fn shorten(s: &str) -> String {
-    s.chars().take(256).collect()
-}
-
 /// A serde_json error category that cannot contain body content.
-trait Classify {
+pub(super) trait Classify {
     fn classify_str(&self) -> &'static str;
 }
 
@@ -264,8 +300,11 @@ mod tests {
             None,
         )
         .unwrap_or_else(|_| panic!("valid"));
-        assert_eq!(t.access_token.expose(), "a");
-        assert_eq!(t.refresh_token.as_ref().map(Secret::expose), Some("r"));
+        assert_eq!(t.access_token.secret(), "a");
+        assert_eq!(
+            t.refresh_token.as_ref().map(RefreshToken::secret),
+            Some("r")
+        );
         assert_eq!(t.expires_in, Some(3599));
         let t = parse_token_response(
             200,
@@ -331,6 +370,7 @@ mod tests {
             parse_token_response(503, "text/plain", b"down", Some(3)),
             Err(ProviderFailure::Unavailable {
                 retry_after: Some(3),
+                http_status: Some(503),
                 ..
             })
         ));
@@ -358,7 +398,7 @@ mod tests {
 
     #[test]
     fn malformed_reason_never_echoes_the_body() {
-        let Err(ProviderFailure::Malformed { reason }) = parse_token_response(
+        let Err(ProviderFailure::Malformed { reason, .. }) = parse_token_response(
             200,
             "application/json",
             br#"{"access_token": "SECRETTOKEN""#,

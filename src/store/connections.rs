@@ -1,6 +1,7 @@
 //! Connections: look-ups scoped to their caller, and token writes that
 //! compare-and-swap on `version` so a stale writer can never overwrite a
-//! newer (possibly rotated) refresh token.
+//! newer (possibly rotated) refresh token. Rows become domain values here;
+//! nothing above the store sees a sea-orm model.
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IntoActiveModel,
@@ -8,72 +9,168 @@ use sea_orm::{
 };
 
 use super::entity::connection::{self, Column, Entity};
+use crate::{
+    domain::{
+        Caller, Connection, ConnectionId, ConnectionStatus, ProviderId, RedirectUri, Scopes,
+        Sealed, Subject,
+    },
+    flow::refresh::RefreshSnapshot,
+};
 
-pub use connection::Model as ConnectionRow;
-
-/// Connection states as stored.
-pub mod status {
-    /// Tokens stored and served.
-    pub const ACTIVE: &str = "ACTIVE";
-    /// The provider refused the refresh token.
-    pub const NEEDS_REAUTH: &str = "NEEDS_REAUTH";
-    /// Tokens deleted on request.
-    pub const REVOKED: &str = "REVOKED";
-}
+type Row = connection::Model;
+type DbResult<T> = Result<T, sea_orm::DbErr>;
 
 /// Sealed token columns written together.
-pub struct TokenWrite {
+pub(crate) struct TokenWrite {
     /// Sealed access token.
-    pub access_token: String,
+    pub(crate) access_token: Sealed,
     /// Sealed refresh token (`None` clears it).
-    pub refresh_token: Option<String>,
+    pub(crate) refresh_token: Option<Sealed>,
     /// Token type.
-    pub token_type: String,
+    pub(crate) token_type: String,
     /// Unix seconds.
-    pub expires_at: i64,
+    pub(crate) expires_at: i64,
     /// Key id used to seal.
-    pub key_id: String,
+    pub(crate) key_id: String,
+}
+
+/// A connection with what refreshing it needs: its sealed tokens, version
+/// and lease.
+pub(crate) struct TokenRow {
+    /// The connection.
+    pub(crate) connection: Connection,
+    /// Bumped by every token or status write.
+    pub(crate) version: i64,
+    /// Usually "Bearer".
+    pub(crate) token_type: String,
+    /// Sealed access token.
+    pub(crate) access_token: Option<Sealed>,
+    /// Sealed refresh token.
+    pub(crate) refresh_token: Option<Sealed>,
+    /// The lease holder, if one is recorded.
+    pub(crate) lease_owner: Option<String>,
+    /// What the refresh decision needs.
+    pub(crate) snapshot: RefreshSnapshot,
+}
+
+/// A stored id; only [`ConnectionId`] ever writes one, so a foreign value is
+/// corrupt data, reported as a database error rather than a panic.
+fn stored_id(text: &str) -> DbResult<ConnectionId> {
+    ConnectionId::parse(text)
+        .map_err(|_| sea_orm::DbErr::Type(format!("stored connection id {text:?} is not a UUID")))
+}
+
+fn to_connection(row: &Row) -> DbResult<Connection> {
+    Ok(Connection {
+        id: stored_id(&row.id)?,
+        caller: Caller::trusted(&row.caller),
+        provider: ProviderId::trusted(&row.provider),
+        subject: Subject::trusted(&row.subject),
+        provider_user_id: row.provider_user_id.clone(),
+        scopes: Scopes::from_stored(&row.scopes),
+        status: ConnectionStatus::from_stored(&row.status),
+        status_reason: row.status_reason.clone(),
+        redirect_uri: RedirectUri::trusted(&row.redirect_uri),
+        access_token_expires_at: row.access_token_expires_at,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+fn to_token_row(row: Row) -> DbResult<TokenRow> {
+    let connection = to_connection(&row)?;
+    Ok(TokenRow {
+        snapshot: RefreshSnapshot {
+            expires_at: row.access_token_expires_at,
+            version: row.version,
+            lease_until: row.refresh_lease_until,
+            // A start without a holder is not an attempt in progress.
+            attempt_started_at: row
+                .refresh_started_at
+                .filter(|_| row.refresh_lease_owner.is_some()),
+        },
+        connection,
+        version: row.version,
+        token_type: row.token_type,
+        access_token: row.access_token.map(Sealed::from_stored),
+        refresh_token: row.refresh_token.map(Sealed::from_stored),
+        lease_owner: row.refresh_lease_owner,
+    })
 }
 
 /// The caller's connection with this id.
-pub async fn find(
+pub(crate) async fn find(
     db: &DatabaseConnection,
-    caller: &str,
-    id: &str,
-) -> Result<Option<ConnectionRow>, sea_orm::DbErr> {
-    Entity::find_by_id(id)
-        .filter(Column::Caller.eq(caller))
+    caller: &Caller,
+    id: ConnectionId,
+) -> DbResult<Option<Connection>> {
+    find_row(db, caller, id)
+        .await?
+        .as_ref()
+        .map(to_connection)
+        .transpose()
+}
+
+/// The caller's connection with this id, with its tokens and lease.
+pub(crate) async fn find_tokens(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    id: ConnectionId,
+) -> DbResult<Option<TokenRow>> {
+    find_row(db, caller, id)
+        .await?
+        .map(to_token_row)
+        .transpose()
+}
+
+async fn find_row(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    id: ConnectionId,
+) -> DbResult<Option<Row>> {
+    Entity::find_by_id(id.to_string())
+        .filter(Column::Caller.eq(caller.as_str()))
         .one(db)
         .await
 }
 
 /// What serving a stored token needs, and nothing more: the hot path after a
-/// cache miss reads these six columns instead of the whole row.
-pub struct ServingRow {
-    /// ACTIVE, NEEDS_REAUTH or REVOKED.
-    pub status: String,
+/// cache miss reads these columns instead of the whole row.
+pub(crate) struct ServingRow {
+    /// The provider (for error details).
+    pub(crate) provider: ProviderId,
+    /// Where the connection stands.
+    pub(crate) status: ConnectionStatus,
     /// Why the status last changed.
-    pub status_reason: Option<String>,
+    pub(crate) status_reason: Option<String>,
     /// Sealed access token.
-    pub access_token: Option<String>,
+    pub(crate) access_token: Option<Sealed>,
     /// Usually "Bearer".
-    pub token_type: String,
+    pub(crate) token_type: String,
     /// Unix seconds.
-    pub access_token_expires_at: Option<i64>,
+    pub(crate) access_token_expires_at: Option<i64>,
 }
 
-/// status, status_reason, access_token, token_type, access_token_expires_at.
-type ServingColumns = (String, Option<String>, Option<String>, String, Option<i64>);
+/// provider, status, status_reason, access_token, token_type, access_token_expires_at.
+type ServingColumns = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<i64>,
+);
 
 /// The serving columns of the caller's connection with this id.
-pub async fn find_serving(
+pub(crate) async fn find_serving(
     db: &DatabaseConnection,
-    caller: &str,
-    id: &str,
-) -> Result<Option<ServingRow>, sea_orm::DbErr> {
-    let row: Option<ServingColumns> = Entity::find_by_id(id)
-        .filter(Column::Caller.eq(caller))
+    caller: &Caller,
+    id: ConnectionId,
+) -> DbResult<Option<ServingRow>> {
+    let row: Option<ServingColumns> = Entity::find_by_id(id.to_string())
+        .filter(Column::Caller.eq(caller.as_str()))
         .select_only()
+        .column(Column::Provider)
         .column(Column::Status)
         .column(Column::StatusReason)
         .column(Column::AccessToken)
@@ -83,95 +180,133 @@ pub async fn find_serving(
         .one(db)
         .await?;
     Ok(row.map(
-        |(status, status_reason, access_token, token_type, access_token_expires_at)| ServingRow {
-            status,
+        |(provider, status, status_reason, access_token, token_type, expires_at)| ServingRow {
+            provider: ProviderId::trusted(provider),
+            status: ConnectionStatus::from_stored(&status),
             status_reason,
-            access_token,
+            access_token: access_token.map(Sealed::from_stored),
             token_type,
-            access_token_expires_at,
+            access_token_expires_at: expires_at,
         },
     ))
 }
 
-/// The connection for one provider account of one subject, if any.
-pub async fn find_account(
+/// The connection (and its version) for one provider account of one subject, if any.
+pub(crate) async fn find_account(
     db: &DatabaseConnection,
-    caller: &str,
-    provider: &str,
-    subject: &str,
+    caller: &Caller,
+    provider: &ProviderId,
+    subject: &Subject,
     provider_user_id: &str,
-) -> Result<Option<ConnectionRow>, sea_orm::DbErr> {
+) -> DbResult<Option<(Connection, i64)>> {
     Entity::find()
-        .filter(Column::Caller.eq(caller))
-        .filter(Column::Provider.eq(provider))
-        .filter(Column::Subject.eq(subject))
+        .filter(Column::Caller.eq(caller.as_str()))
+        .filter(Column::Provider.eq(provider.as_str()))
+        .filter(Column::Subject.eq(subject.as_str()))
         .filter(Column::ProviderUserId.eq(provider_user_id))
         .one(db)
-        .await
+        .await?
+        .map(|row| Ok((to_connection(&row)?, row.version)))
+        .transpose()
 }
 
 /// The caller's connections, newest first, optionally filtered.
-pub async fn list(
+pub(crate) async fn list(
     db: &DatabaseConnection,
-    caller: &str,
-    subject: Option<&str>,
-    provider: Option<&str>,
-) -> Result<Vec<ConnectionRow>, sea_orm::DbErr> {
-    let mut query = Entity::find().filter(Column::Caller.eq(caller));
+    caller: &Caller,
+    subject: Option<&Subject>,
+    provider: Option<&ProviderId>,
+) -> DbResult<Vec<Connection>> {
+    let mut query = Entity::find().filter(Column::Caller.eq(caller.as_str()));
     if let Some(subject) = subject {
-        query = query.filter(Column::Subject.eq(subject));
+        query = query.filter(Column::Subject.eq(subject.as_str()));
     }
     if let Some(provider) = provider {
-        query = query.filter(Column::Provider.eq(provider));
+        query = query.filter(Column::Provider.eq(provider.as_str()));
     }
     query
         .order_by_desc(Column::CreatedAt)
         .order_by_desc(Column::Id)
         .limit(1000)
         .all(db)
-        .await
+        .await?
+        .iter()
+        .map(to_connection)
+        .collect()
 }
 
-/// Inserts a new connection.
-pub async fn insert(
+/// Inserts a new, active connection with its first tokens.
+pub(crate) async fn insert(
     db: &DatabaseConnection,
-    row: ConnectionRow,
-) -> Result<ConnectionRow, sea_orm::DbErr> {
+    connection: &Connection,
+    tokens: TokenWrite,
+) -> DbResult<()> {
+    let row = Row {
+        id: connection.id.to_string(),
+        caller: connection.caller.as_str().to_owned(),
+        provider: connection.provider.as_str().to_owned(),
+        subject: connection.subject.as_str().to_owned(),
+        provider_user_id: connection.provider_user_id.clone(),
+        scopes: connection.scopes.to_stored(),
+        status: connection.status.as_str().to_owned(),
+        status_reason: connection.status_reason.clone(),
+        redirect_uri: connection.redirect_uri.as_str().to_owned(),
+        token_type: tokens.token_type,
+        access_token: Some(tokens.access_token.into_stored()),
+        refresh_token: tokens.refresh_token.map(Sealed::into_stored),
+        access_token_expires_at: Some(tokens.expires_at),
+        key_id: tokens.key_id,
+        version: 1,
+        refresh_lease_owner: None,
+        refresh_lease_until: None,
+        refresh_started_at: None,
+        created_at: connection.created_at,
+        updated_at: connection.updated_at,
+    };
     let _gate = super::write_gate(db).await;
-    row.into_active_model().insert(db).await
+    row.into_active_model().insert(db).await.map(|_| ())
 }
 
 /// Writes new tokens if the row still has `expected_version`; returns whether
 /// it did. Also re-activates the connection and may update scopes.
-pub async fn write_tokens(
+pub(crate) async fn write_tokens(
     db: &DatabaseConnection,
-    id: &str,
+    id: ConnectionId,
     expected_version: i64,
     tokens: TokenWrite,
-    scopes: Option<&str>,
-    redirect_uri: Option<&str>,
+    scopes: Option<&Scopes>,
+    redirect_uri: Option<&RedirectUri>,
     now: i64,
-) -> Result<bool, sea_orm::DbErr> {
+) -> DbResult<bool> {
     let _gate = super::write_gate(db).await;
     let mut update = Entity::update_many()
-        .col_expr(Column::AccessToken, Expr::value(tokens.access_token))
-        .col_expr(Column::RefreshToken, Expr::value(tokens.refresh_token))
+        .col_expr(
+            Column::AccessToken,
+            Expr::value(tokens.access_token.into_stored()),
+        )
+        .col_expr(
+            Column::RefreshToken,
+            Expr::value(tokens.refresh_token.map(Sealed::into_stored)),
+        )
         .col_expr(Column::TokenType, Expr::value(tokens.token_type))
         .col_expr(Column::AccessTokenExpiresAt, Expr::value(tokens.expires_at))
         .col_expr(Column::KeyId, Expr::value(tokens.key_id))
-        .col_expr(Column::Status, Expr::value(status::ACTIVE))
+        .col_expr(
+            Column::Status,
+            Expr::value(ConnectionStatus::Active.as_str()),
+        )
         .col_expr(Column::StatusReason, Expr::value(Option::<String>::None))
         .col_expr(Column::Version, Expr::value(expected_version + 1))
         .col_expr(Column::UpdatedAt, Expr::value(now));
     update = without_lease(update);
     if let Some(scopes) = scopes {
-        update = update.col_expr(Column::Scopes, Expr::value(scopes));
+        update = update.col_expr(Column::Scopes, Expr::value(scopes.to_stored()));
     }
     if let Some(uri) = redirect_uri {
-        update = update.col_expr(Column::RedirectUri, Expr::value(uri));
+        update = update.col_expr(Column::RedirectUri, Expr::value(uri.as_str()));
     }
     let result = update
-        .filter(Column::Id.eq(id))
+        .filter(Column::Id.eq(id.to_string()))
         .filter(Column::Version.eq(expected_version))
         .exec(db)
         .await?;
@@ -180,22 +315,22 @@ pub async fn write_tokens(
 
 /// Sets a status (clearing tokens for REVOKED) if the row still has
 /// `expected_version`; returns whether it did.
-pub async fn set_status(
+pub(crate) async fn set_status(
     db: &DatabaseConnection,
-    id: &str,
+    id: ConnectionId,
     expected_version: i64,
-    new_status: &str,
+    new_status: ConnectionStatus,
     reason: &str,
     now: i64,
-) -> Result<bool, sea_orm::DbErr> {
+) -> DbResult<bool> {
     let _gate = super::write_gate(db).await;
     let mut update = Entity::update_many()
-        .col_expr(Column::Status, Expr::value(new_status))
+        .col_expr(Column::Status, Expr::value(new_status.as_str()))
         .col_expr(Column::StatusReason, Expr::value(reason))
         .col_expr(Column::Version, Expr::value(expected_version + 1))
         .col_expr(Column::UpdatedAt, Expr::value(now));
     update = without_lease(update);
-    if new_status == status::REVOKED {
+    if new_status == ConnectionStatus::Revoked {
         update = update
             .col_expr(Column::AccessToken, Expr::value(Option::<String>::None))
             .col_expr(Column::RefreshToken, Expr::value(Option::<String>::None))
@@ -205,7 +340,7 @@ pub async fn set_status(
             );
     }
     let result = update
-        .filter(Column::Id.eq(id))
+        .filter(Column::Id.eq(id.to_string()))
         .filter(Column::Version.eq(expected_version))
         .exec(db)
         .await?;
@@ -227,20 +362,20 @@ fn without_lease(update: UpdateMany<Entity>) -> UpdateMany<Entity> {
 /// Takes the refresh lease of a row still at `version` whose lease is free or
 /// lapsed; returns whether this process now holds it. The row's version is
 /// not bumped: waiters on other replicas watch the version for the result.
-pub async fn acquire_lease(
+pub(crate) async fn acquire_lease(
     db: &DatabaseConnection,
-    id: &str,
+    id: ConnectionId,
     version: i64,
     owner: &str,
     now: i64,
     until: i64,
-) -> Result<bool, sea_orm::DbErr> {
+) -> DbResult<bool> {
     let _gate = super::write_gate(db).await;
     let result = Entity::update_many()
         .col_expr(Column::RefreshLeaseOwner, Expr::value(owner))
         .col_expr(Column::RefreshLeaseUntil, Expr::value(until))
         .col_expr(Column::RefreshStartedAt, Expr::value(now))
-        .filter(Column::Id.eq(id))
+        .filter(Column::Id.eq(id.to_string()))
         .filter(Column::Version.eq(version))
         .filter(
             Condition::any()
@@ -254,40 +389,66 @@ pub async fn acquire_lease(
 
 /// Gives the lease back after a refresh that changed nothing (provider
 /// unavailable), so the next caller need not wait for it to lapse.
-pub async fn release_lease(
+pub(crate) async fn release_lease(
     db: &DatabaseConnection,
-    id: &str,
+    id: ConnectionId,
     owner: &str,
-) -> Result<(), sea_orm::DbErr> {
+) -> DbResult<()> {
     let _gate = super::write_gate(db).await;
     without_lease(Entity::update_many())
-        .filter(Column::Id.eq(id))
+        .filter(Column::Id.eq(id.to_string()))
         .filter(Column::RefreshLeaseOwner.eq(owner))
         .exec(db)
         .await?;
     Ok(())
 }
 
+/// An active connection nearing expiry, as the background refresher sees it.
+pub(crate) struct Expiring {
+    /// The connection.
+    pub(crate) id: ConnectionId,
+    /// Its caller.
+    pub(crate) caller: Caller,
+    /// Its version when read.
+    pub(crate) version: i64,
+    /// Its token's expiry.
+    pub(crate) expires_at: i64,
+    /// When its tokens were last written (about when they were issued).
+    pub(crate) updated_at: i64,
+}
+
 /// Active connections with a refresh token whose access token expires before
 /// `before`, soonest first.
-pub async fn expiring(
+pub(crate) async fn expiring(
     db: &DatabaseConnection,
     before: i64,
     limit: u64,
-) -> Result<Vec<ConnectionRow>, sea_orm::DbErr> {
-    Entity::find()
-        .filter(Column::Status.eq(status::ACTIVE))
+) -> DbResult<Vec<Expiring>> {
+    let rows = Entity::find()
+        .filter(Column::Status.eq(ConnectionStatus::Active.as_str()))
         .filter(Column::RefreshToken.is_not_null())
         .filter(Column::AccessTokenExpiresAt.lt(before))
         .order_by_asc(Column::AccessTokenExpiresAt)
         .limit(limit)
         .all(db)
-        .await
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(Expiring {
+                id: stored_id(&row.id).ok()?,
+                caller: Caller::trusted(row.caller),
+                version: row.version,
+                expires_at: row.access_token_expires_at?,
+                updated_at: row.updated_at,
+            })
+        })
+        .collect())
 }
 
 /// Whether any connection holds sealed tokens (used to refuse generating a
 /// new key over data sealed under a lost one).
-pub async fn any_sealed(db: &DatabaseConnection) -> Result<bool, sea_orm::DbErr> {
+pub(crate) async fn any_sealed(db: &DatabaseConnection) -> DbResult<bool> {
     Ok(Entity::find()
         .filter(Column::AccessToken.is_not_null())
         .one(db)
@@ -296,9 +457,9 @@ pub async fn any_sealed(db: &DatabaseConnection) -> Result<bool, sea_orm::DbErr>
 }
 
 /// How many connections have each status.
-pub async fn count_by_status(
+pub(crate) async fn count_by_status(
     db: &DatabaseConnection,
-) -> Result<Vec<(String, u64)>, sea_orm::DbErr> {
+) -> DbResult<Vec<(ConnectionStatus, u64)>> {
     let rows: Vec<(String, i64)> = Entity::find()
         .select_only()
         .column(Column::Status)
@@ -309,6 +470,6 @@ pub async fn count_by_status(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(s, n)| (s, n.max(0) as u64))
+        .map(|(s, n)| (ConnectionStatus::from_stored(&s), n.max(0) as u64))
         .collect())
 }

@@ -1,64 +1,93 @@
 //! Pending authorization states: stored on BeginAuth, taken exactly once by
-//! CompleteAuth.
+//! CompleteAuth. Only the state's hash is stored.
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
 };
 
-use super::entity::auth_state::{self, Column, Entity};
+use super::entity::auth_state::{Column, Entity, Model};
+use crate::domain::{Caller, ProviderId, RedirectUri, Scopes, Sealed, Subject};
 
-pub use auth_state::Model as AuthState;
+type DbResult<T> = Result<T, sea_orm::DbErr>;
 
-/// What taking a state found.
-pub enum Taken {
-    /// The state was valid and is now consumed.
-    Valid(AuthState),
-    /// No such state, or already used.
-    Unknown,
-    /// It expired (and is now deleted).
-    Expired,
-    /// Another caller began it; it is left untouched.
-    OtherCaller,
+/// A begun authorization flow.
+pub(crate) struct PendingAuth {
+    /// Hex SHA-256 of the state value.
+    pub(crate) state_hash: String,
+    /// The caller that began it.
+    pub(crate) caller: Caller,
+    /// The provider.
+    pub(crate) provider: ProviderId,
+    /// The caller's end user.
+    pub(crate) subject: Subject,
+    /// The redirect URI in the authorization URL.
+    pub(crate) redirect_uri: RedirectUri,
+    /// Requested scopes (after defaults).
+    pub(crate) scopes: Scopes,
+    /// Whether it was a sign-up link.
+    pub(crate) sign_up: bool,
+    /// The sealed PKCE verifier, when the provider uses PKCE.
+    pub(crate) pkce_verifier: Option<Sealed>,
+    /// Unix seconds.
+    pub(crate) expires_at: i64,
+    /// Unix seconds.
+    pub(crate) created_at: i64,
 }
 
 /// Stores a new state.
-pub async fn insert(db: &DatabaseConnection, state: AuthState) -> Result<(), sea_orm::DbErr> {
+pub(crate) async fn insert(db: &DatabaseConnection, state: PendingAuth) -> DbResult<()> {
+    let row = Model {
+        state_hash: state.state_hash,
+        caller: state.caller.as_str().to_owned(),
+        provider: state.provider.as_str().to_owned(),
+        subject: state.subject.as_str().to_owned(),
+        redirect_uri: state.redirect_uri.as_str().to_owned(),
+        scopes: state.scopes.to_stored(),
+        sign_up: state.sign_up,
+        pkce_verifier: state.pkce_verifier.map(Sealed::into_stored),
+        expires_at: state.expires_at,
+        created_at: state.created_at,
+    };
     let _gate = super::write_gate(db).await;
-    state.into_active_model().insert(db).await.map(|_| ())
+    row.into_active_model().insert(db).await.map(|_| ())
 }
 
-/// Consumes the state with this hash for `caller`. The delete decides the
-/// race: of two concurrent takers only the one whose delete removed the row wins.
-pub async fn take(
+/// The state with this hash, if it exists.
+pub(crate) async fn find(
     db: &DatabaseConnection,
     state_hash: &str,
-    caller: &str,
-    now: i64,
-) -> Result<Taken, sea_orm::DbErr> {
-    let Some(state) = Entity::find_by_id(state_hash).one(db).await? else {
-        return Ok(Taken::Unknown);
-    };
-    if state.caller != caller {
-        return Ok(Taken::OtherCaller);
-    }
-    let gate = super::write_gate(db).await;
-    let deleted = Entity::delete_many()
+) -> DbResult<Option<PendingAuth>> {
+    Ok(Entity::find_by_id(state_hash)
+        .one(db)
+        .await?
+        .map(|row| PendingAuth {
+            state_hash: row.state_hash,
+            caller: Caller::trusted(row.caller),
+            provider: ProviderId::trusted(row.provider),
+            subject: Subject::trusted(row.subject),
+            redirect_uri: RedirectUri::trusted(row.redirect_uri),
+            scopes: Scopes::from_stored(&row.scopes),
+            sign_up: row.sign_up,
+            pkce_verifier: row.pkce_verifier.map(Sealed::from_stored),
+            expires_at: row.expires_at,
+            created_at: row.created_at,
+        }))
+}
+
+/// Deletes the state; returns whether this call did. Of two concurrent
+/// takers only the one whose delete removed the row wins.
+pub(crate) async fn delete(db: &DatabaseConnection, state_hash: &str) -> DbResult<bool> {
+    let _gate = super::write_gate(db).await;
+    Ok(Entity::delete_many()
         .filter(Column::StateHash.eq(state_hash))
         .exec(db)
         .await?
-        .rows_affected;
-    drop(gate);
-    if deleted == 0 {
-        return Ok(Taken::Unknown);
-    }
-    if state.expires_at <= now {
-        return Ok(Taken::Expired);
-    }
-    Ok(Taken::Valid(state))
+        .rows_affected
+        == 1)
 }
 
 /// Deletes states that expired before `now`; returns how many.
-pub async fn delete_expired(db: &DatabaseConnection, now: i64) -> Result<u64, sea_orm::DbErr> {
+pub(crate) async fn delete_expired(db: &DatabaseConnection, now: i64) -> DbResult<u64> {
     let _gate = super::write_gate(db).await;
     Ok(Entity::delete_many()
         .filter(Column::ExpiresAt.lte(now))

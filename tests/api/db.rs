@@ -18,6 +18,34 @@ fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// Whether the local PostgreSQL accepts connections. When it does not, the
+/// PostgreSQL variant of a test is skipped with a line saying so, so that
+/// the suite runs on a laptop without it; with `CI` set the test fails
+/// instead, so CI can never skip silently.
+pub fn postgres_available(test: &str) -> bool {
+    let url = admin_url();
+    let addr = url
+        .split('@')
+        .next_back()
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("127.0.0.1:5432")
+        .to_owned();
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(&addr.as_str())
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+    if reachable {
+        return true;
+    }
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("{test}: no PostgreSQL at {addr} and CI is set: PostgreSQL tests must run in CI");
+    }
+    eprintln!(
+        "SKIPPED {test}: no PostgreSQL at {addr} (set TEST_POSTGRES_URL, or CI=1 to fail instead)"
+    );
+    false
+}
+
 /// One test's database.
 pub struct TestDb {
     pub backend: Backend,

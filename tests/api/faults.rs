@@ -3,7 +3,7 @@
 use authbroker::pb;
 use tonic::Code;
 
-use crate::{fake::Fault, helpers::*};
+use crate::{fake::Fault, helpers::*, in_process::InProcessApp};
 
 fn faults() -> Vec<(Fault, &'static str)> {
     vec![
@@ -47,7 +47,7 @@ async fn code_exchange_faults_are_unavailable(backend: Backend) {
 }
 
 async fn refresh_faults_are_unavailable_and_keep_the_connection(backend: Backend) {
-    let app = TestApp::spawn_with(
+    let app = InProcessApp::spawn(
         backend,
         Options {
             http_timeout_ms: 800,
@@ -56,10 +56,15 @@ async fn refresh_faults_are_unavailable_and_keep_the_connection(backend: Backend
     )
     .await;
     let mut client = app.billing().await;
+    let request = pb::BeginAuthRequest {
+        provider: "ares".into(),
+        subject: "u".into(),
+        redirect_uri: CALLBACK.into(),
+        ..Default::default()
+    };
+    let conn = connect_via(&mut client, &app.fakes.ares, request, USER).await;
     // The stored token is dead by the time the faults begin: nothing to fall back on.
-    app.fakes.ares.set_token_lifetime(Some(1));
-    let conn = connect(&app, &mut client, "ares", "u").await;
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    app.clock.advance(std::time::Duration::from_secs(3_601));
     for (fault, needle) in faults() {
         app.fakes.ares.set_fault(fault.clone());
         let before = app.fakes.ares.token_requests("refresh_token");
@@ -85,10 +90,10 @@ async fn refresh_faults_are_unavailable_and_keep_the_connection(backend: Backend
         pb::ConnectionStatus::Active,
         "a failing provider is not a revoked grant"
     );
-    app.fakes.ares.set_token_lifetime(Some(3600));
     token(&mut client, &conn.id, 60)
         .await
         .expect("refresh once the provider is back");
+    app.stop().await;
 }
 
 async fn a_still_valid_token_is_served_through_an_outage(backend: Backend) {

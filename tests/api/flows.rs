@@ -115,25 +115,14 @@ async fn default_scopes_follow_each_document(backend: Backend) {
             .map(|(_, v)| v.into_owned());
         assert_eq!(scope.as_deref(), expected, "{provider}");
     }
-    let custom = client
-        .begin_auth(pb::BeginAuthRequest {
-            provider: "ares".into(),
-            subject: "u".into(),
-            redirect_uri: CALLBACK.into(),
-            scopes: vec!["read".into()],
-            sign_up: false,
-        })
-        .await
-        .expect("begin")
-        .into_inner();
-    let conn = complete(
-        &mut client,
-        app.fakes
-            .ares
-            .approve(&custom.authorization_url, USER)
-            .await,
-    )
-    .await;
+    let custom = pb::BeginAuthRequest {
+        provider: "ares".into(),
+        subject: "u".into(),
+        redirect_uri: CALLBACK.into(),
+        scopes: vec!["read".into()],
+        sign_up: false,
+    };
+    let conn = connect_via(&mut client, &app.fakes.ares, custom, USER).await;
     assert_eq!(conn.scopes, vec!["read".to_string()]);
 }
 
@@ -225,13 +214,13 @@ async fn arterra_sign_up_link_and_pending_verification(backend: Backend) {
 
     // After verifying the email the user signs in normally.
     app.fakes.arterra.verify_email("new-user-7");
-    let begun = begin(&mut client, "arterra", "newcomer").await;
-    let params = app
-        .fakes
-        .arterra
-        .approve(&begun.authorization_url, "new-user-7")
-        .await;
-    let conn = complete(&mut client, params).await;
+    let request = pb::BeginAuthRequest {
+        provider: "arterra".into(),
+        subject: "newcomer".into(),
+        redirect_uri: CALLBACK.into(),
+        ..Default::default()
+    };
+    let conn = connect_via(&mut client, &app.fakes.arterra, request, "new-user-7").await;
     assert_eq!(conn.provider_user_id, "new-user-7");
     assert!(
         app.fakes.arterra.rejections().is_empty(),
@@ -348,31 +337,12 @@ async fn redirect_uri_must_be_registered_or_unambiguous(backend: Backend) {
     let ambiguous = client.begin_auth(begin_request("ares", "")).await;
     assert_status(ambiguous, Code::InvalidArgument, "redirect_uri");
     // Askara has one: it may be omitted.
-    let implied = client
-        .begin_auth(begin_request("askara", ""))
-        .await
-        .expect("implied redirect")
-        .into_inner();
-    let conn = complete(
-        &mut client,
-        app.fakes
-            .askara
-            .approve(&implied.authorization_url, USER)
-            .await,
-    )
-    .await;
+    let implied = begin_request("askara", "");
+    let conn = connect_via(&mut client, &app.fakes.askara, implied, USER).await;
     assert_eq!(conn.provider, "askara");
     // The second ARES redirect URI works end to end, refresh included.
-    let other = client
-        .begin_auth(begin_request("ares", OTHER_CALLBACK))
-        .await
-        .expect("other redirect")
-        .into_inner();
-    let conn = complete(
-        &mut client,
-        app.fakes.ares.approve(&other.authorization_url, USER).await,
-    )
-    .await;
+    let other = begin_request("ares", OTHER_CALLBACK);
+    let conn = connect_via(&mut client, &app.fakes.ares, other, USER).await;
     token(&mut client, &conn.id, 86_400)
         .await
         .expect("refresh with the flow's redirect_uri");
@@ -415,12 +385,7 @@ async fn the_generic_oauth2_kind_is_configured_by_knobs_alone(backend: Backend) 
         ("custom_json", &app.fakes.askara),
         ("custom_basic", &app.fakes.arterra),
     ] {
-        let begun = begin(&mut client, provider, "u").await;
-        let conn = complete(
-            &mut client,
-            fake.approve(&begun.authorization_url, USER).await,
-        )
-        .await;
+        let conn = connect_via(&mut client, fake, begin_request(provider, CALLBACK), USER).await;
         if provider == "custom_basic" {
             assert_eq!(
                 conn.provider_user_id, USER,

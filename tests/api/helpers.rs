@@ -8,7 +8,9 @@ use std::{
     time::Duration,
 };
 
-use authbroker::pb::{self, auth_broker_client::AuthBrokerClient, complete_auth_response::Outcome};
+use authbroker::pb::{
+    self, auth_broker_service_client::AuthBrokerServiceClient, complete_auth_response::Outcome,
+};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
@@ -81,7 +83,8 @@ pub struct Fakes {
 }
 
 impl Fakes {
-    async fn start() -> Self {
+    /// The four fakes, each with the test user.
+    pub async fn start() -> Self {
         let ares = FakeProvider::start(Kind::Ares, &[CALLBACK, OTHER_CALLBACK]).await;
         let aries = FakeProvider::start(Kind::Aries, &[CALLBACK]).await;
         let askara = FakeProvider::start(Kind::Askara, &[CALLBACK]).await;
@@ -274,13 +277,7 @@ impl TestApp {
 
     /// A client sending `token` (or nothing).
     pub async fn client(&self, token: Option<&str>) -> Client {
-        let channel = Channel::from_shared(format!("http://{}", self.addr))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect to authbroker");
-        let bearer = token.map(|t| MetadataValue::try_from(format!("Bearer {t}")).expect("ascii"));
-        AuthBrokerClient::with_interceptor(channel, Bearer(bearer))
+        client_at(&self.addr, token).await
     }
 
     /// Every log line so far (JSON, one per line).
@@ -315,7 +312,19 @@ impl TestApp {
     }
 }
 
-fn config_toml(fakes: &Fakes, db: &TestDb, options: &Options) -> String {
+/// A client of the server at `addr` sending `token` (or nothing).
+pub async fn client_at(addr: &str, token: Option<&str>) -> Client {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect to authbroker");
+    let bearer = token.map(|t| MetadataValue::try_from(format!("Bearer {t}")).expect("ascii"));
+    AuthBrokerServiceClient::with_interceptor(channel, Bearer(bearer))
+}
+
+/// The server's config for these fakes, database and options.
+pub fn config_toml(fakes: &Fakes, db: &TestDb, options: &Options) -> String {
     let key = db
         .key
         .as_ref()
@@ -446,7 +455,7 @@ impl Interceptor for Bearer {
 }
 
 /// The tonic client tests use.
-pub type Client = AuthBrokerClient<InterceptedService<Channel, Bearer>>;
+pub type Client = AuthBrokerServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// BeginAuth for the default redirect URI.
 pub async fn begin(client: &mut Client, provider: &str, subject: &str) -> pb::BeginAuthResponse {
@@ -487,19 +496,37 @@ pub async fn complete(client: &mut Client, params: BTreeMap<String, String>) -> 
     }
 }
 
-/// The whole flow: begin, the user approves at the fake, complete.
+/// The whole flow for the default redirect URI: begin, the user approves
+/// at the fake, complete.
 pub async fn connect(
     app: &TestApp,
     client: &mut Client,
     provider: &str,
     subject: &str,
 ) -> pb::Connection {
-    let begun = begin(client, provider, subject).await;
-    let params = app
-        .fakes
-        .get(provider)
-        .approve(&begun.authorization_url, USER)
-        .await;
+    let request = pb::BeginAuthRequest {
+        provider: provider.into(),
+        subject: subject.into(),
+        redirect_uri: CALLBACK.into(),
+        ..Default::default()
+    };
+    connect_via(client, app.fakes.get(provider), request, USER).await
+}
+
+/// The whole flow for any BeginAuth request: begin, `user` approves at
+/// `fake`, complete, expecting a stored connection.
+pub async fn connect_via(
+    client: &mut Client,
+    fake: &FakeProvider,
+    request: pb::BeginAuthRequest,
+    user: &str,
+) -> pb::Connection {
+    let begun = client
+        .begin_auth(request)
+        .await
+        .expect("BeginAuth")
+        .into_inner();
+    let params = fake.approve(&begun.authorization_url, user).await;
     complete(client, params).await
 }
 

@@ -101,7 +101,13 @@ fn a_missing_key_fails_start_up() {
         None,
     );
     assert!(!ok);
-    assert!(stderr.contains("encryption_key"), "{stderr}");
+    // A key that is there but malformed, not the missing-key error above.
+    assert!(
+        stderr.contains("encryption_key: ")
+            && stderr.contains("expected base64 of 32 random bytes")
+            && !stderr.contains("required"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! providers, on SQLite and on PostgreSQL.
 
 /// Turns `async fn scenario(backend: Backend)` items into two tests each,
-/// `scenario::sqlite` and `scenario::postgres`.
+/// `scenario::sqlite` and `scenario::postgres` (skipped with a line saying so
+/// when no PostgreSQL is reachable, unless `CI` is set).
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         $(
@@ -14,11 +15,21 @@ macro_rules! on_both {
 
                 #[tokio::test]
                 async fn postgres() {
-                    super::$name(crate::helpers::Backend::Postgres).await
+                    if crate::db::postgres_available(concat!(stringify!($name), "::postgres")) {
+                        super::$name(crate::helpers::Backend::Postgres).await
+                    }
                 }
             }
         )*
     };
+}
+
+/// Says on every run whether the PostgreSQL variants ran or were skipped.
+#[test]
+fn postgres_availability() {
+    if db::postgres_available("every ::postgres test") {
+        println!("PostgreSQL reachable: the ::postgres variants ran");
+    }
 }
 
 mod bad_input;
@@ -30,6 +41,7 @@ mod fake_strictness;
 mod faults;
 mod flows;
 mod helpers;
+mod in_process;
 mod isolation;
 mod lifecycle;
 mod persistence;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tonic::Code;
 
-use crate::helpers::*;
+use crate::{helpers::*, in_process::InProcessApp};
 
 async fn a_used_state_cannot_be_replayed(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -37,10 +37,10 @@ async fn an_unknown_state_is_refused_without_a_provider_call(backend: Backend) {
 }
 
 async fn an_expired_state_is_refused(backend: Backend) {
-    let app = TestApp::spawn_with(
+    let app = InProcessApp::spawn(
         backend,
         Options {
-            extra_config: "state_ttl_secs = 1".into(),
+            extra_config: "state_ttl_secs = 60".into(),
             ..Options::default()
         },
     )
@@ -52,13 +52,14 @@ async fn an_expired_state_is_refused(backend: Backend) {
         .askara
         .approve(&begun.authorization_url, USER)
         .await;
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    app.clock.advance(Duration::from_secs(61));
     assert_status(
         client.complete_auth(callback(params)).await,
         Code::FailedPrecondition,
         "expired",
     );
     assert_eq!(app.fakes.askara.token_requests("authorization_code"), 0);
+    app.stop().await;
 }
 
 async fn a_state_begun_by_another_caller_is_refused_and_left_usable(backend: Backend) {

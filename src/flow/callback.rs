@@ -1,0 +1,145 @@
+//! What a provider's callback amounts to, decided before anything is sent:
+//! a refusal, a pending email verification, or a code to exchange.
+
+use std::collections::BTreeMap;
+
+/// Why a CompleteAuth state cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StateProblem {
+    /// Never issued, or already used.
+    Unknown,
+    /// Past its lifetime.
+    Expired,
+    /// Issued to another caller.
+    OtherCaller,
+}
+
+impl StateProblem {
+    /// The metadata value.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Expired => "expired",
+            Self::OtherCaller => "other_caller",
+        }
+    }
+}
+
+/// Whether a stored state may be taken at `now`: it belongs to `caller` and
+/// has not expired.
+pub(crate) fn check_state(
+    now: i64,
+    owner: &str,
+    caller: &str,
+    expires_at: i64,
+) -> Result<(), StateProblem> {
+    if owner != caller {
+        return Err(StateProblem::OtherCaller);
+    }
+    if expires_at <= now {
+        return Err(StateProblem::Expired);
+    }
+    Ok(())
+}
+
+/// The callback parameters that decide its meaning.
+pub(crate) struct CallbackParams<'a> {
+    /// The `error` parameter.
+    pub(crate) error: Option<&'a str>,
+    /// Whether a `code` came.
+    pub(crate) has_code: bool,
+    /// Every other parameter.
+    pub(crate) params: &'a BTreeMap<String, String>,
+    /// The parameter that carries a pending verification's account id, if
+    /// the provider has that flow.
+    pub(crate) pending_param: Option<&'a str>,
+}
+
+/// What the callback means.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CallbackKind {
+    /// The user or the provider refused.
+    Denied,
+    /// A new account must verify its email first; carries its provider id.
+    PendingVerification(String),
+    /// Exchange the code.
+    Code,
+    /// Neither a code, an error nor a pending verification.
+    Incomplete,
+}
+
+/// Classifies a callback. An error wins over a code: a provider that sends
+/// both has refused.
+pub(crate) fn classify_callback(p: &CallbackParams<'_>) -> CallbackKind {
+    if p.error.is_some() {
+        return CallbackKind::Denied;
+    }
+    if p.has_code {
+        return CallbackKind::Code;
+    }
+    match p
+        .pending_param
+        .and_then(|name| p.params.get(name))
+        .filter(|id| !id.is_empty())
+    {
+        Some(id) => CallbackKind::PendingVerification(id.clone()),
+        None => CallbackKind::Incomplete,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify(
+        error: Option<&str>,
+        has_code: bool,
+        params: &[(&str, &str)],
+        pending: Option<&str>,
+    ) -> CallbackKind {
+        let params = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        classify_callback(&CallbackParams {
+            error,
+            has_code,
+            params: &params,
+            pending_param: pending,
+        })
+    }
+
+    #[test]
+    fn every_kind() {
+        assert_eq!(
+            classify(Some("access_denied"), true, &[], None),
+            CallbackKind::Denied
+        );
+        assert_eq!(
+            classify(None, true, &[], Some("userId")),
+            CallbackKind::Code
+        );
+        assert_eq!(
+            classify(None, false, &[("userId", "u1")], Some("userId")),
+            CallbackKind::PendingVerification("u1".into())
+        );
+        assert_eq!(
+            classify(None, false, &[("userId", "")], Some("userId")),
+            CallbackKind::Incomplete
+        );
+        assert_eq!(
+            classify(None, false, &[("userId", "u1")], None),
+            CallbackKind::Incomplete
+        );
+    }
+
+    #[test]
+    fn states() {
+        assert_eq!(check_state(100, "a", "a", 101), Ok(()));
+        assert_eq!(check_state(101, "a", "a", 101), Err(StateProblem::Expired));
+        assert_eq!(
+            check_state(100, "a", "b", 101),
+            Err(StateProblem::OtherCaller)
+        );
+    }
+}
