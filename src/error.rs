@@ -333,6 +333,7 @@ impl Error {
             } => {
                 put("usage_id", usage_id.clone());
                 put("provider", provider.to_string());
+                put("step", Step::Usage.as_str().to_owned());
             }
             Self::Unauthenticated(_)
             | Self::UsageKeyConflict
