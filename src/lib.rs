@@ -20,7 +20,7 @@ mod error;
 mod flow;
 mod http;
 mod pb_debug;
-pub mod providers;
+mod providers;
 mod secret;
 mod store;
 pub mod telemetry;

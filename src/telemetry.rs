@@ -7,8 +7,8 @@
 //! prints `[redacted]`), provider bodies are never recorded, and span
 //! attributes are ids, names and codes only.
 
-pub mod metrics;
-pub mod rpc;
+pub(crate) mod metrics;
+pub(crate) mod rpc;
 
 use opentelemetry::{KeyValue, global, trace::TracerProvider as _};
 use opentelemetry_sdk::{

@@ -1,5 +1,5 @@
 //! sea-orm entities, one per table.
 
-pub mod auth_state;
-pub mod connection;
-pub mod usage_record;
+pub(crate) mod auth_state;
+pub(crate) mod connection;
+pub(crate) mod usage_record;

@@ -10,7 +10,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::{helpers::*, proxy::Proxy};
+use crate::{helpers::*, in_process::InProcessApp, proxy::Proxy};
 
 async fn three_replicas_refresh_once_for_600_callers(backend: Backend) {
     let first = TestApp::spawn(backend).await;
@@ -202,13 +202,19 @@ async fn the_background_refresher_renews_tokens_before_callers_ask(backend: Back
         extra_config: "refresh_interval_secs = 1\nrefresh_window_secs = 300".into(),
         ..Options::default()
     };
-    let app = TestApp::spawn_with(backend, options).await;
+    let app = InProcessApp::spawn(backend, options).await;
     let mut client = app.billing().await;
     let fake = &app.fakes.askara;
-    // Issued for 2 s: inside the window and past half its life within a second.
-    fake.set_token_lifetime(Some(2));
-    let conn = connect(&app, &mut client, "askara", "u").await;
-    fake.set_token_lifetime(Some(3600));
+    let request = pb::BeginAuthRequest {
+        provider: "askara".into(),
+        subject: "u".into(),
+        redirect_uri: CALLBACK.into(),
+        ..Default::default()
+    };
+    let conn = connect_via(&mut client, fake, request, USER).await;
+    // 200 s before Askara's one-day token expires: inside the 300 s window,
+    // past half its life.
+    app.clock.advance(Duration::from_secs(86_400 - 200));
     let started = Instant::now();
     while fake.refreshes_accepted() == 0 {
         assert!(
@@ -224,6 +230,7 @@ async fn the_background_refresher_renews_tokens_before_callers_ask(backend: Back
         1,
         "the caller did not wait for a refresh"
     );
+    app.stop().await;
 }
 
 on_both!(

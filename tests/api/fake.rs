@@ -139,8 +139,10 @@ struct Inner {
 struct State {
     registry: Registry,
     token_lifetime: Option<u64>,
+    issue_refresh_tokens: bool,
     fault: Fault,
     userinfo_fault: Fault,
+    usage_fault: Fault,
     delay: Duration,
     answer_delay: Duration,
     requests: Vec<RecordedRequest>,
@@ -179,8 +181,10 @@ impl FakeProvider {
             state: Mutex::new(State {
                 registry: Registry::default(),
                 token_lifetime: kind.profile().expires_in,
+                issue_refresh_tokens: true,
                 fault: Fault::None,
                 userinfo_fault: Fault::None,
+                usage_fault: Fault::None,
                 delay: Duration::ZERO,
                 answer_delay: Duration::ZERO,
                 requests: Vec::new(),
@@ -307,6 +311,13 @@ impl FakeProvider {
         self.inner.lock().token_lifetime = secs;
     }
 
+    /// Whether code and password grants from now on answer with a refresh token (RFC 6749 §4.1.4
+    /// and §5.1 make it optional). Without one, the connection cannot be refreshed: the fake knows
+    /// no refresh token to accept.
+    pub fn set_issue_refresh_tokens(&self, issue: bool) {
+        self.inner.lock().issue_refresh_tokens = issue;
+    }
+
     /// Misbehaviour of the token endpoint (after it checked the request's format and client).
     pub fn set_fault(&self, fault: Fault) {
         self.inner.lock().fault = fault;
@@ -315,6 +326,11 @@ impl FakeProvider {
     /// Misbehaviour of the user endpoint (after it checked that a bearer token was sent).
     pub fn set_userinfo_fault(&self, fault: Fault) {
         self.inner.lock().userinfo_fault = fault;
+    }
+
+    /// Misbehaviour of the usage endpoint (ARES; after it checked that a bearer token was sent).
+    pub fn set_usage_fault(&self, fault: Fault) {
+        self.inner.lock().usage_fault = fault;
     }
 
     /// Added before the token endpoint looks at a request (a slow provider).

@@ -216,14 +216,21 @@ impl TestApp {
 
     /// Stops the process gracefully (SIGTERM) and starts it again on the same
     /// database and key.
-    pub async fn restart(mut self) -> TestApp {
+    pub async fn restart(self) -> TestApp {
+        let options = self.options.clone();
+        self.restart_with(options).await
+    }
+
+    /// Like `restart`, with other options: as an operator changing the
+    /// config (e.g. removing a provider) between two runs.
+    pub async fn restart_with(mut self, options: Options) -> TestApp {
         self.stop().await;
         let logs = self.logs.lock().expect("logs").clone();
         let next = Self::start(
             self.fakes.clone(),
             self.dir.clone(),
             self.db.clone(),
-            self.options.clone(),
+            options,
         )
         .await;
         next.logs.lock().expect("logs").splice(0..0, logs);

@@ -59,6 +59,11 @@ impl InProcessApp {
         }
     }
 
+    /// The server's database, to stage states a test cannot reach through the API.
+    pub fn db(&self) -> &TestDb {
+        &self._db
+    }
+
     /// A client authenticated as the billing service.
     pub async fn billing(&self) -> Client {
         client_at(&self.addr, Some(BILLING_TOKEN)).await

@@ -36,6 +36,7 @@ mod bad_input;
 mod cluster;
 mod collector;
 mod db;
+mod error_reasons;
 mod fake;
 mod fake_strictness;
 mod faults;

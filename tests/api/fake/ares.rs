@@ -16,7 +16,7 @@ use super::profile::{
 };
 use super::registry::User;
 use super::wire::{self, Reject};
-use super::{Inner, authorize, resource, token};
+use super::{Inner, authorize, fault, resource, token};
 
 pub(super) const PROFILE: Profile = Profile {
     name: "ARES",
@@ -79,6 +79,12 @@ async fn usage(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Reject> {
+    // As at the user endpoint: the wire format is checked even while the provider is faulty.
+    wire::bearer(&headers)?;
+    let fault = fake.lock().usage_fault.clone();
+    if let Some(response) = fault::respond(&fault).await {
+        return Ok(response);
+    }
     let user_id = resource::bearer_user(&fake, &headers)?;
     // Doc 001 line 85.
     wire::require_content_type(&headers, "application/json").map_err(|_| {

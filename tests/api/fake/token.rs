@@ -164,6 +164,7 @@ fn redeem(fake: &Inner, grant: Grant) -> Result<Issued, Reject> {
     let profile = fake.kind.profile();
     let mut state = fake.lock();
     let expires_in = state.token_lifetime;
+    let with_refresh_token = state.issue_refresh_tokens;
     let registry = &mut state.registry;
     let client_id = fake.client_id.as_str();
     match grant {
@@ -177,7 +178,7 @@ fn redeem(fake: &Inner, grant: Grant) -> Result<Issued, Reject> {
                 client_id,
                 Some(&redirect_uri),
                 expires_in,
-                true,
+                with_refresh_token,
             ))
         }
         Grant::Refresh {
@@ -225,7 +226,14 @@ fn redeem(fake: &Inner, grant: Grant) -> Result<Issued, Reject> {
             let user_id = registry
                 .authenticate(&username, &password)
                 .map_err(Reject::invalid_grant)?;
-            Ok(registry.issue_tokens(profile, &user_id, client_id, None, expires_in, true))
+            Ok(registry.issue_tokens(
+                profile,
+                &user_id,
+                client_id,
+                None,
+                expires_in,
+                with_refresh_token,
+            ))
         }
     }
 }
