@@ -30,6 +30,7 @@ use server::{Backend, BenchDb, CALLBACK, Server};
 use shared::fake::{FakeProvider, Kind};
 
 /// How long and how hard each scenario runs.
+#[derive(Clone)]
 pub struct Settings {
     pub warmup: Duration,
     pub duration: Duration,
@@ -131,18 +132,9 @@ async fn run(s: &Settings) -> Results {
         let ids = Arc::new(scenarios::connect_many(&clients.api(0), &fake, 100).await);
         for &c in s.concurrencies.iter().filter(|_| s.wants("flows")) {
             if backend == Backend::Sqlite {
-                push(
-                    &mut results,
-                    EMPTY,
-                    c,
-                    scenarios::empty(&clients, s, c).await,
-                );
-                push(
-                    &mut results,
-                    "(2) GetAccessToken, cached",
-                    c,
-                    scenarios::get_token(&clients, &ids, s, c).await,
-                );
+                let (empty, cached) = interleaved(&clients, &ids, s, c).await;
+                push(&mut results, EMPTY, c, empty);
+                push(&mut results, "(2) GetAccessToken, cached", c, cached);
             }
             push(
                 &mut results,
@@ -202,6 +194,33 @@ async fn run(s: &Settings) -> Results {
         results.startup = Some(startup(&fake, s).await);
     }
     results
+}
+
+/// (1) and (2) measured in alternating slices, so that drift in what the
+/// machine gives (other load, CPU frequency) falls on both alike and the
+/// ratio between them compares like with like.
+async fn interleaved(
+    clients: &Arc<Clients>,
+    ids: &Arc<Vec<String>>,
+    s: &Settings,
+    c: usize,
+) -> (stats::Stats, stats::Stats) {
+    const SLICES: u32 = 3;
+    let slice = Settings {
+        duration: s.duration / SLICES,
+        ..s.clone()
+    };
+    let (mut empty, mut cached) = (Vec::new(), Vec::new());
+    for i in 0..SLICES {
+        let slice = Settings {
+            // Warm up before the first slice of each only.
+            warmup: if i == 0 { s.warmup } else { Duration::ZERO },
+            ..slice.clone()
+        };
+        empty.push(scenarios::empty(clients, &slice, c).await);
+        cached.push(scenarios::get_token(clients, ids, &slice, c).await);
+    }
+    (stats::Stats::merge(&empty), stats::Stats::merge(&cached))
 }
 
 fn push(results: &mut Results, scenario: &str, concurrency: usize, stats: stats::Stats) {

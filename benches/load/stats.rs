@@ -31,6 +31,19 @@ impl Stats {
         f64::from(self.latencies[i])
     }
 
+    /// One measurement made of several slices of the same scenario.
+    pub fn merge(parts: &[Stats]) -> Stats {
+        let latencies = parts
+            .iter()
+            .flat_map(|p| p.latencies.iter().copied())
+            .collect();
+        Stats::from_latencies(
+            latencies,
+            parts.iter().map(|p| p.errors).sum(),
+            parts.iter().map(|p| p.elapsed).sum(),
+        )
+    }
+
     pub fn from_latencies(mut latencies: Vec<u32>, errors: u64, elapsed: Duration) -> Stats {
         latencies.sort_unstable();
         Stats {
