@@ -5,6 +5,7 @@ mod auth;
 pub(crate) mod callers;
 mod connections;
 mod convert;
+mod deadline;
 mod tokens;
 mod usage;
 mod validate;
@@ -77,7 +78,8 @@ impl AuthBrokerService for Api {
         request: Request<pb::GetAccessTokenRequest>,
     ) -> RpcResult<pb::GetAccessTokenResponse> {
         let caller = caller(&request)?;
-        respond(tokens::get(&self.broker, &caller, request.into_inner()).await)
+        let wait = deadline::timeout(request.metadata()).map(deadline::wait_budget);
+        respond(tokens::get(&self.broker, &caller, request.into_inner(), wait).await)
     }
 
     async fn record_usage(

@@ -85,6 +85,7 @@ impl Broker {
             providers: providers.clone(),
             clock: clock.clone(),
             lease: settings.lease,
+            max_wait: settings.tokens.refresh_wait,
             owner: settings.owner,
         };
         let tokens = Arc::new(tokens::TokenService::new(
@@ -159,16 +160,17 @@ impl Broker {
         self.connector.sign_in_with_password(caller, req).await
     }
 
-    /// GetAccessToken.
+    /// GetAccessToken; `wait` bounds any wait for a refresh (the caller's deadline).
     pub(crate) async fn access_token(
         &self,
         caller: &Caller,
         id: ConnectionId,
         min_valid_secs: i64,
         force: bool,
+        wait: Option<Duration>,
     ) -> Result<ServedToken> {
         self.tokens
-            .access_token(caller, id, min_valid_secs, force)
+            .access_token(caller, id, min_valid_secs, force, wait)
             .await
     }
 

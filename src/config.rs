@@ -139,6 +139,10 @@ pub struct TokenSettings {
     pub refresh_window: Duration,
     /// How often the background refresher looks; `None` turns it off.
     pub refresh_interval: Option<Duration>,
+    /// Longest a GetAccessToken without a deadline waits for a refresh in
+    /// progress (its own or another replica's) before answering
+    /// REFRESH_IN_PROGRESS; a call with a deadline waits less.
+    pub refresh_wait: Duration,
     /// How long a cached token is served without reading the database: the
     /// bound on how stale a replica's view of a refresh or revoke elsewhere can be.
     pub cache_ttl: Duration,
@@ -362,9 +366,13 @@ impl Settings {
                 0 => None,
                 secs => Some(Duration::from_secs(secs)),
             },
+            refresh_wait: Duration::from_secs(raw.refresh_wait_secs.unwrap_or(10)),
             cache_ttl: Duration::from_millis(raw.token_cache_ttl_ms.unwrap_or(2_000)),
             cache_capacity: raw.token_cache_capacity.unwrap_or(100_000),
         };
+        if !(1..=300).contains(&tokens.refresh_wait.as_secs()) {
+            return Err("refresh_wait_secs: must be between 1 and 300".into());
+        }
         if tokens.cache_ttl > Duration::from_secs(60) {
             return Err("token_cache_ttl_ms: at most 60000 (it bounds how long a revoked token can still be served)".into());
         }

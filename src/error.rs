@@ -137,13 +137,14 @@ pub(crate) enum Error {
         /// What it lacks, as a predicate ("has no usage endpoint").
         what: &'static str,
     },
-    /// Another process holds the refresh lease and has not finished.
-    #[error("connection {id} is being refreshed by {holder} and it has not finished; retry")]
+    /// A refresh of the connection (this call's, or another replica's) did
+    /// not finish within what the call may wait.
+    #[error("{}", refresh_in_progress_message(*id, holder.as_deref()))]
     RefreshInProgress {
         /// The connection.
         id: ConnectionId,
-        /// The lease holder.
-        holder: String,
+        /// The lease holder, when another one holds it.
+        holder: Option<String>,
     },
     /// Same idempotency key, different request.
     #[error("idempotency_key: already used with a different connection, usage or credits")]
@@ -255,9 +256,9 @@ impl Error {
             | ErrorReason::ProviderUnsupported => Code::FailedPrecondition,
             ErrorReason::ProviderUnavailable
             | ErrorReason::ProviderInvalidResponse
+            | ErrorReason::RefreshInProgress
             | ErrorReason::StorageUnavailable => Code::Unavailable,
-            ErrorReason::RefreshInProgress
-            | ErrorReason::UsageInProgress
+            ErrorReason::UsageInProgress
             | ErrorReason::UsageOutcomeUnknown
             | ErrorReason::ConcurrentModification => Code::Aborted,
             ErrorReason::UsageKeyConflict => Code::AlreadyExists,
@@ -352,6 +353,17 @@ impl Error {
 pub(crate) fn reason_name(reason: ErrorReason) -> &'static str {
     let name = reason.as_str_name();
     name.strip_prefix("ERROR_REASON_").unwrap_or(name)
+}
+
+fn refresh_in_progress_message(id: ConnectionId, holder: Option<&str>) -> String {
+    match holder {
+        Some(holder) => {
+            format!("connection {id} is being refreshed by {holder} and it has not finished; retry")
+        }
+        None => format!(
+            "connection {id} is being refreshed and it did not finish within the call's deadline; retry"
+        ),
+    }
 }
 
 fn provider_message(provider: &ProviderId, step: Step, failure: &ProviderFailure) -> String {

@@ -12,10 +12,12 @@ use crate::{
 const DEFAULT_MIN_VALID_SECS: u32 = 60;
 const MAX_MIN_VALID_SECS: u32 = 86_400;
 
+/// `wait`: how long the call may wait for a refresh, from its deadline.
 pub(super) async fn get(
     broker: &Broker,
     caller: &Caller,
     req: pb::GetAccessTokenRequest,
+    wait: Option<std::time::Duration>,
 ) -> Result<pb::GetAccessTokenResponse> {
     let id = validate::connection_id(&req.connection_id)?;
     let min_valid = match req.min_valid_seconds {
@@ -29,7 +31,7 @@ pub(super) async fn get(
         n => n,
     };
     let token = broker
-        .access_token(caller, id, i64::from(min_valid), req.force_refresh)
+        .access_token(caller, id, i64::from(min_valid), req.force_refresh, wait)
         .await?;
     Ok(pb::GetAccessTokenResponse {
         access_token: token.token.secret().to_owned(),

@@ -98,7 +98,7 @@ impl Connections {
         loop {
             let token = self
                 .tokens
-                .access_token(caller, id, TOKEN_MIN_VALID_SECS, force)
+                .access_token(caller, id, TOKEN_MIN_VALID_SECS, force, None)
                 .await?;
             match self.client.profile(&provider, &url, &token.token).await {
                 Ok(profile) => return Ok(profile),

@@ -43,6 +43,8 @@ pub(crate) struct Refresher {
     pub(crate) clock: SharedClock,
     /// How long a lease lasts: longer than any refresh can take.
     pub(crate) lease: Duration,
+    /// Longest wait for another holder's lease before giving up.
+    pub(crate) max_wait: Duration,
     /// This process's name on the leases it takes.
     pub(crate) owner: String,
 }
@@ -56,7 +58,7 @@ impl Refresher {
         id: ConnectionId,
         ask: RefreshAsk,
     ) -> Result<ServedToken> {
-        let deadline_ms = self.clock.now_millis() + self.lease.as_millis() as i64 + 1_000;
+        let deadline_ms = self.clock.now_millis() + self.max_wait.as_millis() as i64;
         loop {
             let row = self.usable_row(caller, id).await?;
             let waited_out = self.clock.now_millis() >= deadline_ms;
@@ -68,7 +70,7 @@ impl Refresher {
                     telemetry::metrics::refresh("contention");
                     return Err(Error::RefreshInProgress {
                         id,
-                        holder: row.lease_owner.unwrap_or_else(|| "another replica".into()),
+                        holder: Some(row.lease_owner.unwrap_or_else(|| "another replica".into())),
                     });
                 }
                 Plan::TakeLease { interrupted_at } => {

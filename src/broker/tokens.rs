@@ -3,7 +3,7 @@
 //! across replicas by `refresh`. A GetAccessToken moves down this file and
 //! into those two, never back.
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc, time::Duration};
 
 use opentelemetry::KeyValue;
 use sea_orm::DatabaseConnection;
@@ -16,7 +16,7 @@ use crate::{
     error::{Error, Result},
     flow::{self, Freshness, expiry::due_for_proactive_refresh, refresh::RefreshAsk},
     store::connections,
-    telemetry::metrics::metrics,
+    telemetry::{self, metrics::metrics},
 };
 
 /// Most connections one background pass renews.
@@ -54,12 +54,16 @@ impl TokenService {
     }
 
     /// A token valid for at least `min_valid_secs`, refreshed when needed.
+    /// A wait for a refresh lasts at most `wait` (what the caller's deadline
+    /// leaves) or the configured bound; past it the call answers
+    /// REFRESH_IN_PROGRESS while the refresh, detached, still completes.
     pub(crate) async fn access_token(
         &self,
         caller: &Caller,
         id: ConnectionId,
         min_valid_secs: i64,
         force: bool,
+        wait: Option<Duration>,
     ) -> Result<ServedToken> {
         let now_ms = self.clock.now_millis();
         let now = now_ms.div_euclid(1000);
@@ -79,7 +83,7 @@ impl TokenService {
         // A refresh of this connection is already in flight here: join it
         // without touching the database.
         if let Some(follower) = self.flights.joinable(id, caller) {
-            return follower.outcome().await;
+            return self.bounded(id, wait, follower.outcome()).await;
         }
         // The cached entry, even past its TTL, may already say the token is
         // too short: then go straight to the refresh, whose leader reads the row.
@@ -97,7 +101,27 @@ impl TokenService {
             force,
             seen_version: None,
         };
-        self.refresh_shared(caller, id, ask).await
+        self.bounded(id, wait, self.refresh_shared(caller, id, ask))
+            .await
+    }
+
+    /// Runs a wait for a refresh for at most the caller's `wait`, or (without
+    /// a deadline) a second past the refresher's own bound, which then
+    /// answers first and names the lease holder.
+    async fn bounded(
+        &self,
+        id: ConnectionId,
+        wait: Option<Duration>,
+        refresh: impl Future<Output = Result<ServedToken>>,
+    ) -> Result<ServedToken> {
+        let limit = wait.unwrap_or(self.settings.refresh_wait + Duration::from_secs(1));
+        match tokio::time::timeout(limit, refresh).await {
+            Ok(result) => result,
+            Err(_) => {
+                telemetry::metrics::refresh("deadline");
+                Err(Error::RefreshInProgress { id, holder: None })
+            }
+        }
     }
 
     /// The stored token if it stays valid for `min_valid_secs`; errors for an

@@ -222,7 +222,13 @@ impl UsageLedger {
         loop {
             let token = match self
                 .tokens
-                .access_token(caller, req.connection_id, TOKEN_MIN_VALID_SECS, refreshed)
+                .access_token(
+                    caller,
+                    req.connection_id,
+                    TOKEN_MIN_VALID_SECS,
+                    refreshed,
+                    None,
+                )
                 .await
             {
                 Ok(token) => token,

@@ -100,8 +100,9 @@ async fn killed_mid_refresh(backend: Backend, provider_already_rotated: bool) {
     let app = app.restart().await;
     let mut client = app.billing().await;
     // The dead process's lease lapses (at most its length), then a live
-    // replica takes over.
-    let result = token(&mut client, &conn.id, 60).await;
+    // replica takes over; until then calls answer REFRESH_IN_PROGRESS after
+    // `refresh_wait_secs`, and the caller retries as its RetryInfo says.
+    let result = token_retrying(&mut client, &conn.id).await;
     if provider_already_rotated {
         assert_status(result, Code::FailedPrecondition, "interrupted");
         assert_eq!(
@@ -121,6 +122,26 @@ async fn killed_mid_refresh(backend: Backend, provider_already_rotated: bool) {
             fetch(&mut client, &conn.id).await.status(),
             ConnectionStatus::Active
         );
+    }
+}
+
+/// GetAccessToken, retried while it answers REFRESH_IN_PROGRESS (for at most
+/// a minute), as a client following the error's RetryInfo would.
+async fn token_retrying(
+    client: &mut Client,
+    id: &str,
+) -> Result<pb::GetAccessTokenResponse, tonic::Status> {
+    let started = Instant::now();
+    loop {
+        let result = token(client, id, 60).await;
+        let in_progress = result.as_ref().err().is_some_and(|s| {
+            tonic_types::StatusExt::get_details_error_info(s)
+                .is_some_and(|info| info.reason == "REFRESH_IN_PROGRESS")
+        });
+        if !in_progress || started.elapsed() > Duration::from_secs(60) {
+            return result;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -174,6 +195,7 @@ async fn lock_contention_is_its_own_error(backend: Backend) {
         backend,
         Options {
             http_timeout_ms: 500,
+            extra_config: "refresh_wait_secs = 1".into(),
             ..Options::default()
         },
     )
@@ -189,11 +211,38 @@ async fn lock_contention_is_its_own_error(backend: Backend) {
             conn.id
         ))
         .await;
+    // Without a deadline the call waits `refresh_wait_secs`, then says who
+    // holds the refresh.
+    let started = Instant::now();
     assert_status(
         token(&mut client, &conn.id, 60).await,
-        Code::Aborted,
+        Code::Unavailable,
         "being refreshed by other-replica",
     );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "waited {waited:?} for a 1 s bound"
+    );
+    // With a deadline shorter than that, the answer comes before the deadline.
+    let mut request = tonic::Request::new(pb::GetAccessTokenRequest {
+        connection_id: conn.id.clone(),
+        min_valid_seconds: 60,
+        force_refresh: false,
+    });
+    request.set_timeout(Duration::from_millis(400));
+    let started = Instant::now();
+    let answer = client.get_access_token(request).await;
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_millis(400),
+        "answered after {waited:?}"
+    );
+    let status = answer.expect_err("no token to serve");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let info = tonic_types::StatusExt::get_details_error_info(&status).expect("error info");
+    assert_eq!(info.reason, "REFRESH_IN_PROGRESS");
+    assert!(tonic_types::StatusExt::get_details_retry_info(&status).is_some());
     assert_eq!(app.fakes.aries.token_requests("refresh_token"), 0);
 }
 

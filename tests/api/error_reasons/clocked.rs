@@ -89,7 +89,7 @@ pub(super) async fn in_process(backend: Backend) -> Cases {
     );
 
     // REFRESH_IN_PROGRESS: another replica holds the lease of a dead token;
-    // the caller waits one lease (plus a second) of the server's clock.
+    // the caller waits `refresh_wait_secs` (10 s) of the server's clock.
     let aries = connect_via(
         &mut client,
         &app.fakes.aries,
@@ -118,7 +118,7 @@ pub(super) async fn in_process(backend: Backend) -> Cases {
     cases.push(
         "GetAccessToken while another replica holds the refresh lease",
         waited,
-        Expected::new(R::RefreshInProgress, Code::Aborted)
+        Expected::new(R::RefreshInProgress, Code::Unavailable)
             .meta("connection_id", &aries.id)
             .retry(Duration::from_secs(1)),
     );
