@@ -116,14 +116,31 @@ pub async fn serve_with_clock(
         }
     };
     let http = HttpClient::new(&settings.http).context("building the HTTP client")?;
-    // A lease outlasts the slowest refresh: three attempts timing out
-    // (reqwest's total timeout includes connecting), two Retry-After waits of
-    // at most 2 s, the writes, whole-second rounding and some clock drift.
-    let lease = settings.http.timeout * 3 + Duration::from_secs(10);
-    // The pod name in a cluster, plus a random suffix: two processes never share it.
+    // The longest a provider attempt with retries can take: three attempts
+    // timing out (reqwest's total timeout includes connecting), two
+    // Retry-After waits of at most 2 s, the writes, whole-second rounding and
+    // some clock drift.
+    let attempt_budget = settings.http.timeout * 3 + Duration::from_secs(10);
+    if db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        // The embedded database has one process: any lease found now was
+        // held by a process that died. Its trace stays for the next refresh.
+        let lapsed = store::connections::lapse_all_leases(&db).await?;
+        if lapsed > 0 {
+            tracing::warn!(
+                lapsed,
+                "refresh leases of a stopped process lapsed at start"
+            );
+        }
+    }
+    // `host/pid/incarnation`: the pod name and process id stay the same when
+    // a container restarts in its pod (the binary runs as PID 1), so a lease
+    // held under them by another incarnation was left by a process that is
+    // gone; two live processes never share host and pid.
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "authbroker".into());
     let owner = format!(
-        "{host}/{}",
+        "{}/{}/{}",
+        host.chars().take(63).collect::<String>(),
+        std::process::id(),
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
     let broker = Broker::new(
@@ -135,7 +152,7 @@ pub async fn serve_with_clock(
         BrokerSettings {
             state_ttl: settings.state_ttl,
             tokens: settings.tokens.clone(),
-            lease,
+            attempt_budget,
             owner,
         },
     );

@@ -50,8 +50,8 @@ pub(crate) struct BrokerSettings {
     pub(crate) state_ttl: Duration,
     /// Token cache and refresh settings.
     pub(crate) tokens: TokenSettings,
-    /// Refresh lease duration: longer than the slowest refresh with retries.
-    pub(crate) lease: Duration,
+    /// The longest one provider attempt with its retries can take.
+    pub(crate) attempt_budget: Duration,
     /// This process's name on the leases it takes.
     pub(crate) owner: String,
 }
@@ -84,7 +84,7 @@ impl Broker {
             client: client.clone(),
             providers: providers.clone(),
             clock: clock.clone(),
-            lease: settings.lease,
+            lease: settings.tokens.refresh_lease,
             max_wait: settings.tokens.refresh_wait,
             owner: settings.owner,
         };
@@ -113,7 +113,7 @@ impl Broker {
         });
         // A lease wait, a refresh, a forced refresh after a 401 and two usage
         // calls, with room to spare.
-        let stale_pending_secs = 4 * settings.lease.as_secs() as i64;
+        let stale_pending_secs = 4 * settings.attempt_budget.as_secs() as i64;
         let usage = Arc::new(usage::UsageLedger {
             db: db.clone(),
             tokens: tokens.clone(),

@@ -143,6 +143,9 @@ pub struct TokenSettings {
     /// progress (its own or another replica's) before answering
     /// REFRESH_IN_PROGRESS; a call with a deadline waits less.
     pub refresh_wait: Duration,
+    /// How long a refresh lease lasts unless its holder renews it (a third
+    /// of it before it lapses): how long a dead holder blocks a connection.
+    pub refresh_lease: Duration,
     /// How long a cached token is served without reading the database: the
     /// bound on how stale a replica's view of a refresh or revoke elsewhere can be.
     pub cache_ttl: Duration,
@@ -367,11 +370,15 @@ impl Settings {
                 secs => Some(Duration::from_secs(secs)),
             },
             refresh_wait: Duration::from_secs(raw.refresh_wait_secs.unwrap_or(10)),
+            refresh_lease: Duration::from_secs(raw.refresh_lease_secs.unwrap_or(10)),
             cache_ttl: Duration::from_millis(raw.token_cache_ttl_ms.unwrap_or(2_000)),
             cache_capacity: raw.token_cache_capacity.unwrap_or(100_000),
         };
         if !(1..=300).contains(&tokens.refresh_wait.as_secs()) {
             return Err("refresh_wait_secs: must be between 1 and 300".into());
+        }
+        if !(3..=300).contains(&tokens.refresh_lease.as_secs()) {
+            return Err("refresh_lease_secs: must be between 3 and 300".into());
         }
         if tokens.cache_ttl > Duration::from_secs(60) {
             return Err("token_cache_ttl_ms: at most 60000 (it bounds how long a revoked token can still be served)".into());

@@ -3,8 +3,10 @@
 //! 1. read the row; if another caller or replica refreshed meanwhile (its
 //!    version moved), serve that token;
 //! 2. otherwise take the row's refresh lease (owner + expiry, a conditional
-//!    UPDATE that holds on SQLite and PostgreSQL alike) — the attempt is
-//!    recorded before the provider is called;
+//!    UPDATE that holds on SQLite and PostgreSQL alike), renewed by a
+//!    heartbeat while the provider call runs; the moment the request goes
+//!    out is recorded first, so a holder that dies before it is resumed as a
+//!    clean retry and one that dies after it is remembered as an interruption;
 //! 3. call the provider, retrying only failures that certainly left the
 //!    refresh token unspent;
 //! 4. write the new pair with a compare-and-swap on `version`, so a refresh
@@ -13,7 +15,7 @@
 //! Callers that find the lease held poll the row until its version moves or
 //! the lease lapses.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use sea_orm::DatabaseConnection;
 
@@ -27,7 +29,7 @@ use crate::{
         refresh::{self, AfterFailure, Plan, RefreshAsk, WithoutRefreshToken},
     },
     providers::ProviderSetting,
-    store::connections::{self, TokenRow},
+    store::connections::{self, LeaseClaim, TokenRow},
     telemetry,
 };
 
@@ -41,7 +43,7 @@ pub(crate) struct Refresher {
     pub(crate) client: Arc<ProviderClient>,
     pub(crate) providers: Arc<Providers>,
     pub(crate) clock: SharedClock,
-    /// How long a lease lasts: longer than any refresh can take.
+    /// How long a lease lasts unless its holder renews it.
     pub(crate) lease: Duration,
     /// Longest wait for another holder's lease before giving up.
     pub(crate) max_wait: Duration,
@@ -60,7 +62,12 @@ impl Refresher {
     ) -> Result<ServedToken> {
         let deadline_ms = self.clock.now_millis() + self.max_wait.as_millis() as i64;
         loop {
-            let row = self.usable_row(caller, id).await?;
+            let mut row = self.usable_row(caller, id).await?;
+            let dead_holder = row
+                .lease_owner
+                .clone()
+                .filter(|holder| refresh::earlier_incarnation(holder, &self.owner));
+            row.snapshot.holder_dead = dead_holder.is_some();
             let waited_out = self.clock.now_millis() >= deadline_ms;
             let now = self.clock.now();
             match refresh::plan(now, row.snapshot, ask, waited_out) {
@@ -74,17 +81,15 @@ impl Refresher {
                     });
                 }
                 Plan::TakeLease { interrupted_at } => {
-                    let until = now + self.lease.as_secs() as i64;
-                    if !connections::acquire_lease(
-                        &self.db,
-                        id,
-                        row.version,
-                        &self.owner,
+                    let claim = LeaseClaim {
+                        version: row.version,
+                        owner: &self.owner,
+                        dead_holder: dead_holder.as_deref(),
                         now,
-                        until,
-                    )
-                    .await?
-                    {
+                        until: now + self.lease.as_secs() as i64,
+                        interrupted_at,
+                    };
+                    if !connections::acquire_lease(&self.db, id, claim).await? {
                         // Someone else took it or wrote first: look again.
                         continue;
                     }
@@ -92,7 +97,7 @@ impl Refresher {
                         tracing::warn!(
                             connection_id = %id,
                             previous_owner = row.lease_owner.as_deref().unwrap_or_default(),
-                            started_at = at,
+                            sent_at = at,
                             "resuming after an interrupted refresh"
                         );
                     }
@@ -156,10 +161,12 @@ impl Refresher {
             };
         };
         let refresh_token = self.vault.open_refresh(id, &sealed_refresh)?;
-        let answer = self
+        // From here a crash may lose a rotation: say so on the row first.
+        connections::mark_sent(&self.db, id, &self.owner, self.clock.now()).await?;
+        let call = self
             .client
-            .refresh(provider, &refresh_token, &row.connection.redirect_uri)
-            .await;
+            .refresh(provider, &refresh_token, &row.connection.redirect_uri);
+        let answer = self.with_heartbeat(id, call).await;
         let failure = match answer {
             Ok(tokens) => {
                 telemetry::metrics::refresh("success");
@@ -191,6 +198,30 @@ impl Refresher {
                 connections::release_lease(&self.db, id, &self.owner).await?;
                 telemetry::metrics::refresh("failed");
                 Err(Error::provider(&provider.id, Step::Refresh, failure))
+            }
+        }
+    }
+
+    /// Runs the provider call while renewing the lease every third of its
+    /// length, so a live holder keeps it through retries and a dead one
+    /// blocks the connection for one lease at most.
+    async fn with_heartbeat<T>(&self, id: ConnectionId, call: impl Future<Output = T>) -> T {
+        let period = self.lease / 3;
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                answer = &mut call => return answer,
+                () = tokio::time::sleep(period) => {
+                    let until = self.clock.now() + self.lease.as_secs() as i64;
+                    match connections::renew_lease(&self.db, id, &self.owner, until).await {
+                        Ok(true) => {}
+                        // Taken over (this process was presumed dead): the
+                        // version check keeps a late answer from overwriting
+                        // newer tokens.
+                        Ok(false) => tracing::warn!(connection_id = %id, "refresh lease lost while the provider answered"),
+                        Err(e) => tracing::warn!(connection_id = %id, error = %e, "renewing the refresh lease failed"),
+                    }
+                }
             }
         }
     }

@@ -18,8 +18,27 @@ pub(crate) struct RefreshSnapshot {
     pub(crate) version: i64,
     /// Until when the refresh lease is held, if it is.
     pub(crate) lease_until: Option<i64>,
-    /// When the lease's holder began its attempt, if a holder is recorded.
-    pub(crate) attempt_started_at: Option<i64>,
+    /// The recorded lease holder is known dead (an earlier incarnation of
+    /// this process), whatever its lease says.
+    pub(crate) holder_dead: bool,
+    /// When the recorded holder's request went to the provider, if it did.
+    pub(crate) sent_at: Option<i64>,
+    /// An earlier attempt interrupted after its request was sent,
+    /// remembered until new tokens are stored.
+    pub(crate) interrupted_at: Option<i64>,
+}
+
+/// Whether `holder` (a lease owner, `host/pid/incarnation`) is an earlier
+/// incarnation of the process named `me`: same host and process id, another
+/// incarnation. Two live processes never share host and pid, so such a
+/// holder died when this process replaced it.
+pub(crate) fn earlier_incarnation(holder: &str, me: &str) -> bool {
+    match (holder.rsplit_once('/'), me.rsplit_once('/')) {
+        (Some((process, run)), Some((my_process, my_run))) => {
+            process == my_process && run != my_run
+        }
+        _ => false,
+    }
 }
 
 /// What the caller asked for.
@@ -39,7 +58,7 @@ pub(crate) enum Plan {
     /// The stored token serves.
     Serve,
     /// Take the lease and call the provider. `interrupted_at` is when an
-    /// earlier holder began an attempt that never finished.
+    /// earlier attempt sent its request and never stored the answer.
     TakeLease {
         /// The interrupted attempt's start, if any.
         interrupted_at: Option<i64>,
@@ -63,9 +82,11 @@ pub(crate) fn plan(now: i64, row: RefreshSnapshot, ask: RefreshAsk, waited_out: 
     {
         return Plan::Serve;
     }
-    if row.lease_until.is_none_or(|until| until <= now) {
+    if row.holder_dead || row.lease_until.is_none_or(|until| until <= now) {
+        // A holder that sent its request and is gone may have had the
+        // provider rotate the token; one that never sent left it untouched.
         return Plan::TakeLease {
-            interrupted_at: row.attempt_started_at,
+            interrupted_at: row.interrupted_at.or(row.sent_at),
         };
     }
     if waited_out {
@@ -135,7 +156,7 @@ pub(crate) fn after_failure(
             };
             if let Some(at) = interrupted_at {
                 reason.push_str(&format!(
-                    "; a refresh begun at {at} was interrupted before its answer was stored, so the rotated token was lost"
+                    "; a refresh sent at {at} was interrupted before its answer was stored, so the rotated token was lost"
                 ));
             }
             AfterFailure::NeedsReauth(reason)
@@ -162,7 +183,9 @@ mod tests {
             expires_at,
             version: 3,
             lease_until,
-            attempt_started_at: lease_until.map(|u| u - 10),
+            holder_dead: false,
+            sent_at: lease_until.map(|u| u - 10),
+            interrupted_at: None,
         }
     }
 
@@ -213,6 +236,43 @@ mod tests {
             plan(NOW, forced, ask(60, true, Some(3)), false),
             Plan::TakeLease { .. }
         ));
+    }
+
+    #[test]
+    fn a_dead_holder_is_taken_over_at_once_and_interruptions_are_remembered() {
+        let mut held = row(Some(NOW - 10), Some(NOW + 5));
+        held.holder_dead = true;
+        assert_eq!(
+            plan(NOW, held, ask(60, false, None), false),
+            Plan::TakeLease {
+                interrupted_at: Some(NOW - 5)
+            }
+        );
+        // A holder that died before sending: a clean retry.
+        held.sent_at = None;
+        assert_eq!(
+            plan(NOW, held, ask(60, false, None), false),
+            Plan::TakeLease {
+                interrupted_at: None
+            }
+        );
+        // An interruption an earlier resumed attempt met is not forgotten.
+        held.interrupted_at = Some(42);
+        assert_eq!(
+            plan(NOW, held, ask(60, false, None), false),
+            Plan::TakeLease {
+                interrupted_at: Some(42)
+            }
+        );
+    }
+
+    #[test]
+    fn incarnations() {
+        assert!(earlier_incarnation("pod-a/1/111", "pod-a/1/222"));
+        assert!(!earlier_incarnation("pod-a/1/222", "pod-a/1/222"));
+        assert!(!earlier_incarnation("pod-a/7/111", "pod-a/1/222"));
+        assert!(!earlier_incarnation("pod-b/1/111", "pod-a/1/222"));
+        assert!(!earlier_incarnation("other-replica", "pod-a/1/222"));
     }
 
     #[test]
@@ -284,7 +344,7 @@ mod tests {
         else {
             panic!("needs reauth")
         };
-        assert!(reason.contains("begun at 42 was interrupted"));
+        assert!(reason.contains("sent at 42 was interrupted"));
 
         assert_eq!(
             after_failure(NOW, Some(NOW + 60), false, &unavailable(), None),

@@ -84,10 +84,14 @@ fn to_token_row(row: Row) -> DbResult<TokenRow> {
             expires_at: row.access_token_expires_at,
             version: row.version,
             lease_until: row.refresh_lease_until,
-            // A start without a holder is not an attempt in progress.
-            attempt_started_at: row
-                .refresh_started_at
+            // Only the refresher knows which holders are its own dead
+            // incarnations.
+            holder_dead: false,
+            // A send without a holder is not an attempt in progress.
+            sent_at: row
+                .refresh_sent_at
                 .filter(|_| row.refresh_lease_owner.is_some()),
+            interrupted_at: row.refresh_interrupted_at,
         },
         connection,
         version: row.version,
@@ -260,6 +264,8 @@ pub(crate) async fn insert(
         refresh_lease_owner: None,
         refresh_lease_until: None,
         refresh_started_at: None,
+        refresh_sent_at: None,
+        refresh_interrupted_at: None,
         created_at: connection.created_at,
         updated_at: connection.updated_at,
     };
@@ -347,9 +353,17 @@ pub(crate) async fn set_status(
     Ok(result.rows_affected == 1)
 }
 
-/// Clears the refresh lease columns: every token or status write ends any
-/// refresh in progress.
+/// Clears the refresh lease and attempt columns: every token or status write
+/// ends any refresh in progress and settles any interrupted one.
 fn without_lease(update: UpdateMany<Entity>) -> UpdateMany<Entity> {
+    without_holder(update).col_expr(
+        Column::RefreshInterruptedAt,
+        Expr::value(Option::<i64>::None),
+    )
+}
+
+/// Clears the lease holder and its attempt, keeping a remembered interruption.
+fn without_holder(update: UpdateMany<Entity>) -> UpdateMany<Entity> {
     update
         .col_expr(
             Column::RefreshLeaseOwner,
@@ -357,50 +371,120 @@ fn without_lease(update: UpdateMany<Entity>) -> UpdateMany<Entity> {
         )
         .col_expr(Column::RefreshLeaseUntil, Expr::value(Option::<i64>::None))
         .col_expr(Column::RefreshStartedAt, Expr::value(Option::<i64>::None))
+        .col_expr(Column::RefreshSentAt, Expr::value(Option::<i64>::None))
 }
 
-/// Takes the refresh lease of a row still at `version` whose lease is free or
-/// lapsed; returns whether this process now holds it. The row's version is
-/// not bumped: waiters on other replicas watch the version for the result.
+/// A lease to take.
+pub(crate) struct LeaseClaim<'a> {
+    /// The row's version when read.
+    pub(crate) version: i64,
+    /// This process.
+    pub(crate) owner: &'a str,
+    /// A holder known dead, whose lease may be taken before it lapses.
+    pub(crate) dead_holder: Option<&'a str>,
+    /// Unix seconds.
+    pub(crate) now: i64,
+    /// When the lease lapses unless renewed.
+    pub(crate) until: i64,
+    /// An interrupted earlier attempt, to remember until tokens are stored.
+    pub(crate) interrupted_at: Option<i64>,
+}
+
+/// Takes the refresh lease of a row still at `version` whose lease is free,
+/// lapsed or held by a dead holder; returns whether this process now holds
+/// it. The row's version is not bumped: waiters on other replicas watch the
+/// version for the result.
 pub(crate) async fn acquire_lease(
     db: &DatabaseConnection,
     id: ConnectionId,
-    version: i64,
+    claim: LeaseClaim<'_>,
+) -> DbResult<bool> {
+    let mut free = Condition::any()
+        .add(Column::RefreshLeaseUntil.is_null())
+        .add(Column::RefreshLeaseUntil.lte(claim.now));
+    if let Some(dead) = claim.dead_holder {
+        free = free.add(Column::RefreshLeaseOwner.eq(dead));
+    }
+    let _gate = super::write_gate(db).await;
+    let result = Entity::update_many()
+        .col_expr(Column::RefreshLeaseOwner, Expr::value(claim.owner))
+        .col_expr(Column::RefreshLeaseUntil, Expr::value(claim.until))
+        .col_expr(Column::RefreshStartedAt, Expr::value(claim.now))
+        .col_expr(Column::RefreshSentAt, Expr::value(Option::<i64>::None))
+        .col_expr(
+            Column::RefreshInterruptedAt,
+            Expr::value(claim.interrupted_at),
+        )
+        .filter(Column::Id.eq(id.to_string()))
+        .filter(Column::Version.eq(claim.version))
+        .filter(free)
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Records that the holder's request is going to the provider now.
+pub(crate) async fn mark_sent(
+    db: &DatabaseConnection,
+    id: ConnectionId,
     owner: &str,
     now: i64,
+) -> DbResult<()> {
+    let _gate = super::write_gate(db).await;
+    Entity::update_many()
+        .col_expr(Column::RefreshSentAt, Expr::value(now))
+        .filter(Column::Id.eq(id.to_string()))
+        .filter(Column::RefreshLeaseOwner.eq(owner))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Extends this holder's lease to `until`; returns whether it still held it.
+pub(crate) async fn renew_lease(
+    db: &DatabaseConnection,
+    id: ConnectionId,
+    owner: &str,
     until: i64,
 ) -> DbResult<bool> {
     let _gate = super::write_gate(db).await;
     let result = Entity::update_many()
-        .col_expr(Column::RefreshLeaseOwner, Expr::value(owner))
         .col_expr(Column::RefreshLeaseUntil, Expr::value(until))
-        .col_expr(Column::RefreshStartedAt, Expr::value(now))
         .filter(Column::Id.eq(id.to_string()))
-        .filter(Column::Version.eq(version))
-        .filter(
-            Condition::any()
-                .add(Column::RefreshLeaseUntil.is_null())
-                .add(Column::RefreshLeaseUntil.lte(now)),
-        )
+        .filter(Column::RefreshLeaseOwner.eq(owner))
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
 }
 
 /// Gives the lease back after a refresh that changed nothing (provider
-/// unavailable), so the next caller need not wait for it to lapse.
+/// unavailable), so the next caller need not wait for it to lapse. A
+/// remembered interruption stays.
 pub(crate) async fn release_lease(
     db: &DatabaseConnection,
     id: ConnectionId,
     owner: &str,
 ) -> DbResult<()> {
     let _gate = super::write_gate(db).await;
-    without_lease(Entity::update_many())
+    without_holder(Entity::update_many())
         .filter(Column::Id.eq(id.to_string()))
         .filter(Column::RefreshLeaseOwner.eq(owner))
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Lapses every lease at once, keeping their holders' traces: in the
+/// embedded SQLite mode one process owns the database, so at its start every
+/// lease found belongs to a dead process. Returns how many.
+pub(crate) async fn lapse_all_leases(db: &DatabaseConnection) -> DbResult<u64> {
+    let _gate = super::write_gate(db).await;
+    Ok(Entity::update_many()
+        .col_expr(Column::RefreshLeaseUntil, Expr::value(0i64))
+        .filter(Column::RefreshLeaseOwner.is_not_null())
+        .exec(db)
+        .await?
+        .rows_affected)
 }
 
 /// An active connection nearing expiry, as the background refresher sees it.

@@ -10,7 +10,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::{helpers::*, in_process::InProcessApp, proxy::Proxy};
+use crate::{fake::Fault, helpers::*, in_process::InProcessApp, proxy::Proxy};
 
 async fn three_replicas_refresh_once_for_600_callers(backend: Backend) {
     let first = TestApp::spawn(backend).await;
@@ -59,9 +59,13 @@ async fn three_replicas_refresh_once_for_600_callers(backend: Backend) {
     assert!(fake.rejections().is_empty(), "{:?}", fake.rejections());
 }
 
-/// SIGKILL while a refresh is in flight, restart, and the connection is
-/// either usable or explicitly NEEDS_REAUTH with a logged reason.
-async fn killed_mid_refresh(backend: Backend, provider_already_rotated: bool) {
+/// SIGKILL while a refresh is in flight; the connection is then either
+/// usable or explicitly NEEDS_REAUTH with a logged reason, and soon: on
+/// PostgreSQL another replica takes over within 12 s of the kill (one 10 s
+/// lease), on SQLite the restarted process within 2 s of its start.
+/// `then`: a fault the first resumed refresh meets before the provider
+/// answers again.
+async fn killed_mid_refresh(backend: Backend, provider_already_rotated: bool, then: Option<Fault>) {
     let mut app = TestApp::spawn_with(
         backend,
         Options {
@@ -73,6 +77,11 @@ async fn killed_mid_refresh(backend: Backend, provider_already_rotated: bool) {
     let mut client = app.billing().await;
     let conn = connect(&app, &mut client, "arterra", "u").await;
     app.expire(&conn.id).await;
+    // On PostgreSQL a second replica is up all along and takes over.
+    let replica = match backend {
+        Backend::Postgres => Some(app.replica().await),
+        Backend::Sqlite => None,
+    };
     let fake = app.fakes.arterra.clone();
     if provider_already_rotated {
         // The provider rotates, then answers slowly: the answer dies with the process.
@@ -90,6 +99,7 @@ async fn killed_mid_refresh(backend: Backend, provider_already_rotated: bool) {
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     app.kill().await;
+    let killed_at = Instant::now();
     assert!(
         in_flight.await.expect("join").is_err(),
         "the in-flight call died with the process"
@@ -97,12 +107,31 @@ async fn killed_mid_refresh(backend: Backend, provider_already_rotated: bool) {
     fake.set_delay(Duration::ZERO);
     fake.set_answer_delay(Duration::ZERO);
 
-    let app = app.restart().await;
+    let (app, started, bound) = match replica {
+        Some(replica) => (replica, killed_at, Duration::from_secs(12)),
+        None => {
+            let app = app.restart().await;
+            (app, Instant::now(), Duration::from_secs(2))
+        }
+    };
     let mut client = app.billing().await;
-    // The dead process's lease lapses (at most its length), then a live
-    // replica takes over; until then calls answer REFRESH_IN_PROGRESS after
-    // `refresh_wait_secs`, and the caller retries as its RetryInfo says.
+    if let Some(fault) = then.clone() {
+        // The resumed attempt fails for its own reasons: the interruption
+        // must survive it.
+        fake.set_fault(fault);
+        let failed = token_retrying(&mut client, &conn.id).await;
+        assert_eq!(
+            failed.expect_err("provider failing").code(),
+            Code::Unavailable
+        );
+        fake.set_fault(Fault::None);
+    }
     let result = token_retrying(&mut client, &conn.id).await;
+    let took = started.elapsed();
+    assert!(
+        then.is_some() || took < bound,
+        "{backend:?}: answered after {took:?}, bound {bound:?}"
+    );
     if provider_already_rotated {
         assert_status(result, Code::FailedPrecondition, "interrupted");
         assert_eq!(
@@ -125,6 +154,84 @@ async fn killed_mid_refresh(backend: Backend, provider_already_rotated: bool) {
     }
 }
 
+async fn killed_before_the_provider_answered(backend: Backend) {
+    killed_mid_refresh(backend, false, None).await;
+}
+
+async fn killed_after_the_provider_rotated(backend: Backend) {
+    killed_mid_refresh(backend, true, None).await;
+}
+
+async fn a_lost_rotation_is_remembered_through_later_failures(backend: Backend) {
+    killed_mid_refresh(backend, true, Some(Fault::ServerError)).await;
+}
+
+/// A holder that died before its request left is resumed as a clean retry:
+/// if the provider then refuses the token, that is the provider's doing and
+/// the stored reason says so, without blaming an interruption; one that died
+/// after sending is named.
+async fn a_holder_that_died_before_sending_left_nothing_to_blame(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut client = app.billing().await;
+    for (sent_at, blamed) in [("NULL", false), ("5", true)] {
+        let conn = connect(&app, &mut client, "arterra", &format!("u-{blamed}")).await;
+        app.db
+            .execute(&format!(
+                "UPDATE connections SET access_token_expires_at = 0, refresh_lease_owner = 'gone/1/abc', \
+                 refresh_lease_until = 1, refresh_started_at = 4, refresh_sent_at = {sent_at} WHERE id = '{}'",
+                conn.id
+            ))
+            .await;
+        app.fakes.arterra.revoke_refresh_tokens();
+        let status = token(&mut client, &conn.id, 60)
+            .await
+            .expect_err("the provider refuses the token");
+        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+        assert!(status.message().contains("invalid_grant"), "{status:?}");
+        assert_eq!(
+            status.message().contains("sent at 5 was interrupted"),
+            blamed,
+            "{status:?}"
+        );
+    }
+}
+
+/// A holder whose provider call outlasts its lease renews it: another
+/// replica keeps waiting instead of taking over, and the provider sees one
+/// refresh.
+async fn a_slow_refresh_keeps_its_lease_alive(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            http_timeout_ms: 10_000,
+            extra_config: "refresh_lease_secs = 3\nrefresh_wait_secs = 20".into(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let replica = app.replica().await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "arterra", "u").await;
+    app.expire(&conn.id).await;
+    let fake = app.fakes.arterra.clone();
+    // Twice the lease: without renewals the replica would take over midway.
+    fake.set_delay(Duration::from_secs(6));
+    let first = {
+        let (mut c, id) = (client.clone(), conn.id.clone());
+        tokio::spawn(async move { token(&mut c, &id, 60).await })
+    };
+    while fake.token_requests("refresh_token") == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut other = replica.billing().await;
+    let second = token(&mut other, &conn.id, 60)
+        .await
+        .expect("served once the holder stored the new token");
+    let first = first.await.expect("join").expect("the holder's refresh");
+    assert_eq!(first.access_token, second.access_token);
+    assert_eq!(fake.token_requests("refresh_token"), 1, "one refresh");
+}
+
 /// GetAccessToken, retried while it answers REFRESH_IN_PROGRESS (for at most
 /// a minute), as a client following the error's RetryInfo would.
 async fn token_retrying(
@@ -143,14 +250,6 @@ async fn token_retrying(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-}
-
-async fn killed_before_the_provider_answered(backend: Backend) {
-    killed_mid_refresh(backend, false).await;
-}
-
-async fn killed_after_the_provider_rotated(backend: Backend) {
-    killed_mid_refresh(backend, true).await;
 }
 
 async fn revocation_reaches_other_replicas_within_the_cache_bound(backend: Backend) {
@@ -286,6 +385,9 @@ on_both!(
     three_replicas_refresh_once_for_600_callers,
     killed_before_the_provider_answered,
     killed_after_the_provider_rotated,
+    a_lost_rotation_is_remembered_through_later_failures,
+    a_holder_that_died_before_sending_left_nothing_to_blame,
+    a_slow_refresh_keeps_its_lease_alive,
     revocation_reaches_other_replicas_within_the_cache_bound,
     lock_contention_is_its_own_error,
     the_background_refresher_renews_tokens_before_callers_ask,

@@ -43,6 +43,11 @@ pub struct Model {
     pub refresh_lease_until: Option<i64>,
     /// Unix seconds when the last refresh began; left set when a process died mid-refresh.
     pub refresh_started_at: Option<i64>,
+    /// Unix seconds when the lease holder's request went to the provider.
+    pub refresh_sent_at: Option<i64>,
+    /// Unix seconds when an attempt was interrupted after sending; kept until
+    /// new tokens are stored.
+    pub refresh_interrupted_at: Option<i64>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
