@@ -146,6 +146,9 @@ pub struct TokenSettings {
     /// How long a refresh lease lasts unless its holder renews it (a third
     /// of it before it lapses): how long a dead holder blocks a connection.
     pub refresh_lease: Duration,
+    /// A token issued this recently is returned for `force_refresh` (and for
+    /// a `min_valid_seconds` beyond any token's life) instead of rotating again.
+    pub refresh_cooldown: Duration,
     /// How long a cached token is served without reading the database: the
     /// bound on how stale a replica's view of a refresh or revoke elsewhere can be.
     pub cache_ttl: Duration,
@@ -371,11 +374,15 @@ impl Settings {
             },
             refresh_wait: Duration::from_secs(raw.refresh_wait_secs.unwrap_or(10)),
             refresh_lease: Duration::from_secs(raw.refresh_lease_secs.unwrap_or(10)),
+            refresh_cooldown: Duration::from_secs(raw.force_refresh_cooldown_secs.unwrap_or(5)),
             cache_ttl: Duration::from_millis(raw.token_cache_ttl_ms.unwrap_or(2_000)),
             cache_capacity: raw.token_cache_capacity.unwrap_or(100_000),
         };
         if !(1..=300).contains(&tokens.refresh_wait.as_secs()) {
             return Err("refresh_wait_secs: must be between 1 and 300".into());
+        }
+        if tokens.refresh_cooldown > Duration::from_secs(3_600) {
+            return Err("force_refresh_cooldown_secs: at most 3600".into());
         }
         if !(3..=300).contains(&tokens.refresh_lease.as_secs()) {
             return Err("refresh_lease_secs: must be between 3 and 300".into());

@@ -100,6 +100,7 @@ impl TokenService {
             min_valid_secs,
             force,
             seen_version: None,
+            cooldown_secs: self.settings.refresh_cooldown.as_secs() as i64,
         };
         self.bounded(id, wait, self.refresh_shared(caller, id, ask))
             .await
@@ -215,6 +216,7 @@ impl TokenService {
                 min_valid_secs: row.expires_at - now + 1,
                 force: false,
                 seen_version: Some(row.version),
+                cooldown_secs: 0,
             };
             match self.refresh_shared(&row.caller, row.id, ask).await {
                 Ok(token) if token.expires_at > row.expires_at => refreshed += 1,

@@ -25,6 +25,7 @@ pub struct RawConfig {
     pub(super) refresh_interval_secs: Option<u64>,
     pub(super) refresh_wait_secs: Option<u64>,
     pub(super) refresh_lease_secs: Option<u64>,
+    pub(super) force_refresh_cooldown_secs: Option<u64>,
     pub(super) token_cache_ttl_ms: Option<u64>,
     pub(super) token_cache_capacity: Option<usize>,
     pub(super) health_check_interval_ms: Option<u64>,

@@ -26,6 +26,8 @@ pub(crate) struct RefreshSnapshot {
     /// An earlier attempt interrupted after its request was sent,
     /// remembered until new tokens are stored.
     pub(crate) interrupted_at: Option<i64>,
+    /// When the stored tokens were issued (Unix seconds).
+    pub(crate) issued_at: i64,
 }
 
 /// Whether `holder` (a lease owner, `host/pid/incarnation`) is an earlier
@@ -50,6 +52,9 @@ pub(crate) struct RefreshAsk {
     pub(crate) force: bool,
     /// The version the caller saw before deciding to refresh, if it read one.
     pub(crate) seen_version: Option<i64>,
+    /// A token issued this recently is the freshest there is: a forced
+    /// refresh, or one for more than any token lives, serves it instead.
+    pub(crate) cooldown_secs: i64,
 }
 
 /// The next step before any provider call.
@@ -77,7 +82,15 @@ pub(crate) fn plan(now: i64, row: RefreshSnapshot, ask: RefreshAsk, waited_out: 
     // is as fresh as the provider gives, so it serves this call too (even a
     // forced one, or one asking for more than the token's lifetime).
     let refreshed_meanwhile = ask.seen_version.is_some_and(|v| v != row.version) && still_valid;
+    // A caller must not be able to make the connection rotate on every call:
+    // a token just issued serves a forced refresh, and a request for more
+    // than a fresh token would live, as it is (with its real expiry).
+    let just_issued = still_valid && now - row.issued_at < ask.cooldown_secs;
+    let beyond_any_token = row
+        .expires_at
+        .is_some_and(|exp| ask.min_valid_secs > exp - row.issued_at);
     if refreshed_meanwhile
+        || (just_issued && (ask.force || beyond_any_token))
         || freshness(now, row.expires_at, ask.min_valid_secs, ask.force) == Freshness::Fresh
     {
         return Plan::Serve;
@@ -186,6 +199,8 @@ mod tests {
             holder_dead: false,
             sent_at: lease_until.map(|u| u - 10),
             interrupted_at: None,
+            // Issued long ago: no cooldown applies unless a test says so.
+            issued_at: NOW - 86_400,
         }
     }
 
@@ -194,7 +209,43 @@ mod tests {
             min_valid_secs,
             force,
             seen_version,
+            cooldown_secs: 5,
         }
+    }
+
+    #[test]
+    fn a_just_issued_token_is_not_rotated_again() {
+        let mut fresh = row(Some(NOW + 3_600), None);
+        fresh.issued_at = NOW - 2;
+        // Forced, within the cooldown: served.
+        assert_eq!(plan(NOW, fresh, ask(60, true, None), false), Plan::Serve);
+        // More than a one-hour token lives: served with its real expiry.
+        assert_eq!(
+            plan(NOW, fresh, ask(86_400, false, None), false),
+            Plan::Serve
+        );
+        // Past the cooldown both refresh.
+        fresh.issued_at = NOW - 5;
+        assert!(matches!(
+            plan(NOW, fresh, ask(60, true, None), false),
+            Plan::TakeLease { .. }
+        ));
+        assert!(matches!(
+            plan(NOW, fresh, ask(86_400, false, None), false),
+            Plan::TakeLease { .. }
+        ));
+        // A short-lived token just issued serves a longer request: a fresh
+        // one would not live longer.
+        let mut short = row(Some(NOW + 30), None);
+        short.issued_at = NOW - 1;
+        assert_eq!(plan(NOW, short, ask(60, false, None), false), Plan::Serve);
+        // A dead token is never served, however new.
+        let mut dead = row(Some(NOW), None);
+        dead.issued_at = NOW - 1;
+        assert!(matches!(
+            plan(NOW, dead, ask(60, true, None), false),
+            Plan::TakeLease { .. }
+        ));
     }
 
     #[test]

@@ -92,6 +92,9 @@ fn to_token_row(row: Row) -> DbResult<TokenRow> {
                 .refresh_sent_at
                 .filter(|_| row.refresh_lease_owner.is_some()),
             interrupted_at: row.refresh_interrupted_at,
+            // Every token write sets updated_at; status changes leave no
+            // servable token behind.
+            issued_at: row.updated_at,
         },
         connection,
         version: row.version,

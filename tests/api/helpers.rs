@@ -59,6 +59,9 @@ pub struct Options {
     pub database_port: Option<u16>,
     /// TOML appended after the generated provider sections, built from the fakes.
     pub extra_providers: Option<ExtraProviders>,
+    /// `force_refresh_cooldown_secs`: 0 by default here, so tests may force
+    /// refreshes back to back; the cooldown has tests of its own.
+    pub refresh_cooldown_secs: u64,
 }
 
 impl Default for Options {
@@ -70,6 +73,7 @@ impl Default for Options {
             extra_providers: None,
             database_port: None,
             env: Vec::new(),
+            refresh_cooldown_secs: 0,
         }
     }
 }
@@ -338,12 +342,14 @@ pub fn config_toml(fakes: &Fakes, db: &TestDb, options: &Options) -> String {
         .map(|k| format!("encryption_key = \"{k}\"\n"))
         .unwrap_or_default();
     let mut toml = format!(
-        "listen = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\nlog_format = \"json\"\n{key}{}\n\
+        "listen = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\nlog_format = \"json\"\n{key}\
+         force_refresh_cooldown_secs = {}\n{}\n\
          [http]\nconnect_timeout_ms = 1000\ntimeout_ms = {}\n",
         match options.database_port {
             Some(port) => db.url.replace(":5432/", &format!(":{port}/")),
             None => db.url.clone(),
         },
+        options.refresh_cooldown_secs,
         options.extra_config,
         options.http_timeout_ms,
     );

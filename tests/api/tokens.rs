@@ -37,7 +37,7 @@ async fn concurrent_callers_cause_one_refresh_and_get_the_same_token(backend: Ba
     );
 }
 
-async fn force_refresh_always_refreshes(backend: Backend) {
+async fn force_refresh_refreshes_when_no_cooldown_applies(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;
     let conn = connect(&app, &mut client, "ares", "u").await;
@@ -136,10 +136,53 @@ async fn revoked_connections_serve_no_tokens(backend: Backend) {
         .expect("revoke again");
 }
 
+/// A caller cannot make the connection rotate on every call: within the
+/// cooldown after a refresh, `force_refresh` and a `min_valid_seconds` beyond
+/// any token's life return the token just issued; past it, one refresh.
+async fn a_just_issued_token_is_not_rotated_again(backend: Backend) {
+    let app = crate::in_process::InProcessApp::spawn(
+        backend,
+        Options {
+            refresh_cooldown_secs: 5,
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut client = app.billing().await;
+    let request = pb::BeginAuthRequest {
+        provider: "arterra".into(),
+        subject: "u".into(),
+        redirect_uri: CALLBACK.into(),
+        ..Default::default()
+    };
+    let conn = connect_via(&mut client, &app.fakes.arterra, request, USER).await;
+    let stored = token(&mut client, &conn.id, 60).await.expect("token");
+    let forced = force_refresh(&mut client, &conn.id).await.expect("forced");
+    assert_eq!(forced.access_token, stored.access_token);
+    let longer = token(&mut client, &conn.id, 86_400).await.expect("served");
+    assert_eq!(longer.access_token, stored.access_token);
+    assert_eq!(longer.expires_at, stored.expires_at, "its real expiry");
+    assert_eq!(app.fakes.arterra.token_requests("refresh_token"), 0);
+
+    app.clock.advance(std::time::Duration::from_secs(6));
+    let forced = force_refresh(&mut client, &conn.id).await.expect("forced");
+    assert_ne!(forced.access_token, stored.access_token);
+    assert_eq!(
+        Some(forced.access_token.clone()),
+        app.fakes.arterra.last_access_token()
+    );
+    // ...and the new token is again the freshest there is.
+    let again = force_refresh(&mut client, &conn.id).await.expect("forced");
+    assert_eq!(again.access_token, forced.access_token);
+    assert_eq!(app.fakes.arterra.token_requests("refresh_token"), 1);
+    app.stop().await;
+}
+
 on_both!(
     concurrent_callers_cause_one_refresh_and_get_the_same_token,
-    force_refresh_always_refreshes,
+    force_refresh_refreshes_when_no_cooldown_applies,
     invalid_grant_marks_the_connection_needs_reauth,
     a_missing_expires_in_uses_the_profile_default,
     revoked_connections_serve_no_tokens,
+    a_just_issued_token_is_not_rotated_again,
 );
