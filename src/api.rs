@@ -90,6 +90,14 @@ impl AuthBrokerService for Api {
         respond(usage::record(&self.broker, &caller, request.into_inner()).await)
     }
 
+    async fn resolve_usage(
+        &self,
+        request: Request<pb::ResolveUsageRequest>,
+    ) -> RpcResult<pb::ResolveUsageResponse> {
+        let caller = caller(&request)?;
+        respond(usage::resolve(&self.broker, &caller, request.into_inner()).await)
+    }
+
     async fn get_user_info(
         &self,
         request: Request<pb::GetUserInfoRequest>,

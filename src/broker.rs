@@ -183,6 +183,16 @@ impl Broker {
         self.usage.record(caller, req).await
     }
 
+    /// ResolveUsage: `charged` is what the caller verified with the provider.
+    pub(crate) async fn resolve_usage(
+        &self,
+        caller: &Caller,
+        usage_id: &str,
+        charged: bool,
+    ) -> Result<()> {
+        self.usage.resolve(caller, usage_id, charged).await
+    }
+
     /// GetUserInfo.
     pub(crate) async fn user_info(
         &self,

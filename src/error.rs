@@ -166,6 +166,22 @@ pub(crate) enum Error {
         /// What the earlier attempt met.
         detail: String,
     },
+    /// The caller has no usage record with this id.
+    #[error("usage {usage_id} not found")]
+    UsageNotFound {
+        /// As requested.
+        usage_id: String,
+    },
+    /// ResolveUsage on a usage whose outcome is known.
+    #[error(
+        "usage {usage_id}: its outcome is known ({status}); only an unknown outcome can be resolved"
+    )]
+    UsageNotUnknown {
+        /// The ledger id.
+        usage_id: String,
+        /// Where it stands.
+        status: &'static str,
+    },
     /// An earlier attempt with this key was refused by the provider.
     #[error("{message}")]
     UsageRejected {
@@ -236,6 +252,8 @@ impl Error {
             Self::UsageInProgress { .. } => ErrorReason::UsageInProgress,
             Self::UsageOutcomeUnknown { .. } => ErrorReason::UsageOutcomeUnknown,
             Self::UsageRejected { .. } => ErrorReason::ProviderRejected,
+            Self::UsageNotFound { .. } => ErrorReason::UsageNotFound,
+            Self::UsageNotUnknown { .. } => ErrorReason::UsageNotUnknown,
             Self::Conflict(_) => ErrorReason::ConcurrentModification,
             Self::StorageUnavailable => ErrorReason::StorageUnavailable,
             Self::Internal(_) => ErrorReason::Internal,
@@ -246,14 +264,15 @@ impl Error {
         match self.reason() {
             ErrorReason::InvalidRequest | ErrorReason::UnknownProvider => Code::InvalidArgument,
             ErrorReason::CallerUnauthenticated => Code::Unauthenticated,
-            ErrorReason::ConnectionNotFound => Code::NotFound,
+            ErrorReason::ConnectionNotFound | ErrorReason::UsageNotFound => Code::NotFound,
             ErrorReason::ProviderRemoved
             | ErrorReason::ConnectionNeedsReauth
             | ErrorReason::ConnectionRevoked
             | ErrorReason::NoRefreshToken
             | ErrorReason::StateInvalid
             | ErrorReason::ProviderRejected
-            | ErrorReason::ProviderUnsupported => Code::FailedPrecondition,
+            | ErrorReason::ProviderUnsupported
+            | ErrorReason::UsageNotUnknown => Code::FailedPrecondition,
             ErrorReason::ProviderUnavailable
             | ErrorReason::ProviderInvalidResponse
             | ErrorReason::RefreshInProgress
@@ -326,9 +345,10 @@ impl Error {
                     put("provider_error", error.as_str().to_owned());
                 }
             }
-            Self::UsageInProgress { usage_id } | Self::UsageOutcomeUnknown { usage_id, .. } => {
-                put("usage_id", usage_id.clone())
-            }
+            Self::UsageInProgress { usage_id }
+            | Self::UsageOutcomeUnknown { usage_id, .. }
+            | Self::UsageNotFound { usage_id }
+            | Self::UsageNotUnknown { usage_id, .. } => put("usage_id", usage_id.clone()),
             Self::UsageRejected {
                 usage_id, provider, ..
             } => {

@@ -4,9 +4,33 @@ use super::{convert, validate};
 use crate::{
     broker::{Broker, UsageRequest},
     domain::Caller,
-    error::Result,
+    error::{Error, Result},
     pb,
 };
+
+pub(super) async fn resolve(
+    broker: &Broker,
+    caller: &Caller,
+    req: pb::ResolveUsageRequest,
+) -> Result<pb::ResolveUsageResponse> {
+    let usage_id = validate::required("usage_id", req.usage_id, 64)?;
+    let outcome = pb::UsageOutcome::try_from(req.outcome).unwrap_or(pb::UsageOutcome::Unspecified);
+    let charged = match outcome {
+        pb::UsageOutcome::Charged => true,
+        pb::UsageOutcome::NotCharged => false,
+        pb::UsageOutcome::Unspecified => {
+            return Err(Error::invalid(
+                "outcome",
+                "required: USAGE_OUTCOME_CHARGED or USAGE_OUTCOME_NOT_CHARGED",
+            ));
+        }
+    };
+    broker.resolve_usage(caller, &usage_id, charged).await?;
+    Ok(pb::ResolveUsageResponse {
+        usage_id,
+        outcome: outcome.into(),
+    })
+}
 
 pub(super) async fn record(
     broker: &Broker,

@@ -129,6 +129,49 @@ pub(crate) async fn find(
         }))
 }
 
+/// The caller's record with this ledger id.
+pub(crate) async fn find_by_id(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    id: &str,
+) -> DbResult<Option<UsageEntry>> {
+    Ok(Entity::find_by_id(id)
+        .filter(Column::Caller.eq(caller.as_str()))
+        .one(db)
+        .await?
+        .map(|row| UsageEntry {
+            id: row.id,
+            request_hash: row.request_hash,
+            status: UsageStatus::from_stored(&row.status),
+            provider_response: row.provider_response,
+            error: row.error,
+            updated_at: row.updated_at,
+        }))
+}
+
+/// Settles an unknown outcome as verified by a caller; returns whether the
+/// record was still unknown.
+pub(crate) async fn resolve(
+    db: &DatabaseConnection,
+    id: &str,
+    to: UsageStatus,
+    note: &str,
+    now: i64,
+) -> DbResult<bool> {
+    let response = (to == UsageStatus::Succeeded).then(|| "{}".to_owned());
+    let _gate = super::write_gate(db).await;
+    let result = Entity::update_many()
+        .col_expr(Column::Status, Expr::value(to.as_str()))
+        .col_expr(Column::ProviderResponse, Expr::value(response))
+        .col_expr(Column::Error, Expr::value(note))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .filter(Column::Id.eq(id))
+        .filter(Column::Status.eq(UsageStatus::Unknown.as_str()))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
 /// Records the outcome of the pending attempt.
 pub(crate) async fn settle(
     db: &DatabaseConnection,

@@ -197,6 +197,120 @@ async fn a_provider_outage_leaves_the_key_retryable(backend: Backend) {
     );
 }
 
+/// A usage whose answer never came is unknown until someone who checked
+/// with the provider settles it: NOT_CHARGED lets the same key report again,
+/// CHARGED replays it as succeeded; only the caller's own unknown usages can
+/// be settled.
+async fn an_unknown_outcome_is_settled_with_resolve_usage(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            http_timeout_ms: 500,
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "ares", "u").await;
+    let fake = &app.fakes.ares;
+
+    // The provider never answers: the outcome is unknown, and says so.
+    let unknown = |client: &mut Client, key: &'static str| {
+        let mut client = client.clone();
+        let id = conn.id.clone();
+        async move {
+            fake.set_usage_fault(Fault::Hang);
+            let first = client.record_usage(usage(&id, key, 2.0)).await;
+            assert_eq!(first.expect_err("timed out").code(), Code::Unavailable);
+            let status = client
+                .record_usage(usage(&id, key, 2.0))
+                .await
+                .expect_err("outcome unknown");
+            assert_eq!(status.code(), Code::Aborted, "{status:?}");
+            assert!(
+                status.message().contains("in time"),
+                "names what happened: {status:?}"
+            );
+            let info = tonic_types::StatusExt::get_details_error_info(&status).expect("info");
+            assert_eq!(info.reason, "USAGE_OUTCOME_UNKNOWN");
+            fake.set_usage_fault(Fault::None);
+            info.metadata["usage_id"].clone()
+        }
+    };
+    let resolve = |usage_id: &str, outcome: pb::UsageOutcome| pb::ResolveUsageRequest {
+        usage_id: usage_id.into(),
+        outcome: outcome.into(),
+    };
+
+    // Not charged: the same key reports again, once.
+    let calls = fake.usage_calls();
+    let usage_id = unknown(&mut client, "hung-1").await;
+    // Another caller cannot settle it, nor learn that it exists.
+    let mut search = app.search().await;
+    assert_status(
+        search
+            .resolve_usage(resolve(&usage_id, pb::UsageOutcome::NotCharged))
+            .await,
+        Code::NotFound,
+        "not found",
+    );
+    assert_status(
+        client
+            .resolve_usage(resolve(&usage_id, pb::UsageOutcome::Unspecified))
+            .await,
+        Code::InvalidArgument,
+        "outcome",
+    );
+    let settled = client
+        .resolve_usage(resolve(&usage_id, pb::UsageOutcome::NotCharged))
+        .await
+        .expect("resolved")
+        .into_inner();
+    assert_eq!(settled.usage_id, usage_id);
+    let reported = client
+        .record_usage(usage(&conn.id, "hung-1", 2.0))
+        .await
+        .expect("reported again")
+        .into_inner();
+    assert!(!reported.replayed);
+    assert_eq!(reported.usage_id, usage_id, "the same ledger record");
+    assert_eq!(
+        fake.usage_calls(),
+        calls + 2,
+        "the hung call and the report"
+    );
+    // A settled usage cannot be settled again.
+    let status = client
+        .resolve_usage(resolve(&usage_id, pb::UsageOutcome::Charged))
+        .await
+        .expect_err("outcome known");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    let info = tonic_types::StatusExt::get_details_error_info(&status).expect("info");
+    assert_eq!(info.reason, "USAGE_NOT_UNKNOWN");
+
+    // Charged: the key replays as succeeded and the provider hears nothing more.
+    let usage_id = unknown(&mut client, "hung-2").await;
+    client
+        .resolve_usage(resolve(&usage_id, pb::UsageOutcome::Charged))
+        .await
+        .expect("resolved");
+    let calls = fake.usage_calls();
+    let replay = client
+        .record_usage(usage(&conn.id, "hung-2", 2.0))
+        .await
+        .expect("replayed")
+        .into_inner();
+    assert!(replay.replayed);
+    assert_eq!(replay.usage_id, usage_id);
+    assert_eq!(fake.usage_calls(), calls);
+    assert!(
+        app.logs()
+            .lines()
+            .any(|l| l.contains("usage outcome resolved") && l.contains("billing")),
+        "each resolution is logged with who made it"
+    );
+}
+
 on_both!(
     usage_is_reported_once_and_replayed,
     same_key_different_payload_is_already_exists,
@@ -205,4 +319,5 @@ on_both!(
     usage_needs_a_provider_with_a_usage_endpoint_and_valid_credits,
     an_expired_token_is_refreshed_before_reporting,
     a_provider_outage_leaves_the_key_retryable,
+    an_unknown_outcome_is_settled_with_resolve_usage,
 );

@@ -233,6 +233,36 @@ pub(super) async fn through_the_binary(backend: Backend) -> Cases {
             .meta("step", "usage"),
     );
 
+    // USAGE_NOT_FOUND / USAGE_NOT_UNKNOWN: ResolveUsage of nothing, and of
+    // a usage whose outcome (refused) is known.
+    cases.push(
+        "ResolveUsage of an id nobody has",
+        billing
+            .resolve_usage(pb::ResolveUsageRequest {
+                usage_id: UNKNOWN_ID.into(),
+                outcome: pb::UsageOutcome::Charged.into(),
+            })
+            .await,
+        Expected::new(R::UsageNotFound, Code::NotFound).meta("usage_id", UNKNOWN_ID),
+    );
+    let refused = billing
+        .record_usage(usage(&ares.id, "too-much", (CREDITS + 1) as f64))
+        .await
+        .expect_err("refused");
+    let refused_id = tonic_types::StatusExt::get_details_error_info(&refused)
+        .and_then(|info| info.metadata.get("usage_id").cloned())
+        .expect("usage id");
+    cases.push(
+        "ResolveUsage of a refused usage",
+        billing
+            .resolve_usage(pb::ResolveUsageRequest {
+                usage_id: refused_id.clone(),
+                outcome: pb::UsageOutcome::Charged.into(),
+            })
+            .await,
+        Expected::new(R::UsageNotUnknown, Code::FailedPrecondition).meta("usage_id", refused_id),
+    );
+
     // PROVIDER_UNSUPPORTED: no usage endpoint, no password grant, no user endpoint.
     let askara_conn = connect(&app, &mut billing, "askara", "u").await;
     cases.push(
