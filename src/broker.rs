@@ -17,6 +17,7 @@ mod cache;
 mod connect;
 mod connections;
 mod flight;
+mod heartbeat;
 mod provider_client;
 mod refresh;
 mod registry;
@@ -75,6 +76,7 @@ impl Broker {
         clock: SharedClock,
         settings: BrokerSettings,
     ) -> Self {
+        let (lease, max_wait) = (settings.tokens.refresh_lease, settings.tokens.max_wait);
         let vault = Arc::new(vault::Vault::new(key));
         let client = Arc::new(provider_client::ProviderClient::new(http));
         let providers = Arc::new(registry::Providers::new(providers));
@@ -85,8 +87,8 @@ impl Broker {
             providers: providers.clone(),
             clock: clock.clone(),
             lease: settings.tokens.refresh_lease,
-            max_wait: settings.tokens.refresh_wait,
-            owner: settings.owner,
+            max_wait,
+            owner: settings.owner.clone(),
         };
         let tokens = Arc::new(tokens::TokenService::new(
             db.clone(),
@@ -121,6 +123,9 @@ impl Broker {
             providers: providers.clone(),
             clock: clock.clone(),
             stale_pending_secs,
+            owner: settings.owner.clone(),
+            claim_lease: lease,
+            max_wait,
         });
         let connections = Arc::new(connections::Connections {
             db,

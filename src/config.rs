@@ -139,10 +139,11 @@ pub struct TokenSettings {
     pub refresh_window: Duration,
     /// How often the background refresher looks; `None` turns it off.
     pub refresh_interval: Option<Duration>,
-    /// Longest a GetAccessToken without a deadline waits for a refresh in
-    /// progress (its own or another replica's) before answering
-    /// REFRESH_IN_PROGRESS; a call with a deadline waits less.
-    pub refresh_wait: Duration,
+    /// Longest a call without a deadline waits for work in progress (a
+    /// refresh, its own or another replica's; a usage report with the same
+    /// key) before answering REFRESH_IN_PROGRESS / USAGE_IN_PROGRESS; a
+    /// GetAccessToken with a deadline waits less.
+    pub max_wait: Duration,
     /// How long a refresh lease lasts unless its holder renews it (a third
     /// of it before it lapses): how long a dead holder blocks a connection.
     pub refresh_lease: Duration,
@@ -372,14 +373,14 @@ impl Settings {
                 0 => None,
                 secs => Some(Duration::from_secs(secs)),
             },
-            refresh_wait: Duration::from_secs(raw.refresh_wait_secs.unwrap_or(10)),
+            max_wait: Duration::from_secs(raw.max_wait_secs.unwrap_or(10)),
             refresh_lease: Duration::from_secs(raw.refresh_lease_secs.unwrap_or(10)),
             refresh_cooldown: Duration::from_secs(raw.force_refresh_cooldown_secs.unwrap_or(5)),
             cache_ttl: Duration::from_millis(raw.token_cache_ttl_ms.unwrap_or(2_000)),
             cache_capacity: raw.token_cache_capacity.unwrap_or(100_000),
         };
-        if !(1..=300).contains(&tokens.refresh_wait.as_secs()) {
-            return Err("refresh_wait_secs: must be between 1 and 300".into());
+        if !(1..=300).contains(&tokens.max_wait.as_secs()) {
+            return Err("max_wait_secs: must be between 1 and 300".into());
         }
         if tokens.refresh_cooldown > Duration::from_secs(3_600) {
             return Err("force_refresh_cooldown_secs: at most 3600".into());

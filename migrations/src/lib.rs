@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_tables;
 mod m20261125_000002_refresh_lease;
 mod m20261202_000003_refresh_attempts;
+mod m20261202_000004_usage_claims;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_tables::Migration),
             Box::new(m20261125_000002_refresh_lease::Migration),
             Box::new(m20261202_000003_refresh_attempts::Migration),
+            Box::new(m20261202_000004_usage_claims::Migration),
         ]
     }
 }

@@ -19,7 +19,9 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use sea_orm::DatabaseConnection;
 
-use super::{provider_client::ProviderClient, registry::Providers, status, vault::Vault};
+use super::{
+    heartbeat, provider_client::ProviderClient, registry::Providers, status, vault::Vault,
+};
 use crate::{
     clock::SharedClock,
     domain::{Caller, ConnectionId, ConnectionStatus, ServedToken},
@@ -206,24 +208,21 @@ impl Refresher {
     /// length, so a live holder keeps it through retries and a dead one
     /// blocks the connection for one lease at most.
     async fn with_heartbeat<T>(&self, id: ConnectionId, call: impl Future<Output = T>) -> T {
-        let period = self.lease / 3;
-        tokio::pin!(call);
-        loop {
-            tokio::select! {
-                answer = &mut call => return answer,
-                () = tokio::time::sleep(period) => {
-                    let until = self.clock.now() + self.lease.as_secs() as i64;
-                    match connections::renew_lease(&self.db, id, &self.owner, until).await {
-                        Ok(true) => {}
-                        // Taken over (this process was presumed dead): the
-                        // version check keeps a late answer from overwriting
-                        // newer tokens.
-                        Ok(false) => tracing::warn!(connection_id = %id, "refresh lease lost while the provider answered"),
-                        Err(e) => tracing::warn!(connection_id = %id, error = %e, "renewing the refresh lease failed"),
-                    }
+        heartbeat::while_renewing(self.lease / 3, call, || async {
+            let until = self.clock.now() + self.lease.as_secs() as i64;
+            match connections::renew_lease(&self.db, id, &self.owner, until).await {
+                Ok(true) => {}
+                // Taken over (this process was presumed dead): the version
+                // check keeps a late answer from overwriting newer tokens.
+                Ok(false) => {
+                    tracing::warn!(connection_id = %id, "refresh lease lost while the provider answered")
+                }
+                Err(e) => {
+                    tracing::warn!(connection_id = %id, error = %e, "renewing the refresh lease failed")
                 }
             }
-        }
+        })
+        .await
     }
 
     /// Writes the refreshed pair (compare-and-swap on version) before the

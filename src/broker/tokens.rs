@@ -115,7 +115,7 @@ impl TokenService {
         wait: Option<Duration>,
         refresh: impl Future<Output = Result<ServedToken>>,
     ) -> Result<ServedToken> {
-        let limit = wait.unwrap_or(self.settings.refresh_wait + Duration::from_secs(1));
+        let limit = wait.unwrap_or(self.settings.max_wait + Duration::from_secs(1));
         match tokio::time::timeout(limit, refresh).await {
             Ok(result) => result,
             Err(_) => {

@@ -10,24 +10,25 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tracing::Instrument as _;
 
-use super::{provider_client::ProviderClient, registry::Providers, status, tokens::TokenService};
+use super::{
+    heartbeat, provider_client::ProviderClient, registry::Providers, status, tokens::TokenService,
+};
 use crate::{
     clock::SharedClock,
     domain::{Caller, ConnectionId, Credits, IdempotencyKey, ProviderId, UsageLabel, UsageStatus},
     error::{Error, Result, Step},
     flow::{
+        refresh,
         state::hex,
         usage::{LedgerSnapshot, OnExisting, UsageVerdict, classify_usage_answer, on_existing},
     },
     providers::ProviderSetting,
     store::{
         connections,
-        usage::{self, NewUsage, Settlement, UsageEntry},
+        usage::{self, Claim, NewUsage, Settlement, UsageEntry},
     },
 };
 
-/// How long a duplicate waits for the first attempt with its key.
-const DUPLICATE_WAIT: Duration = Duration::from_secs(30);
 /// How often it looks.
 const DUPLICATE_POLL: Duration = Duration::from_millis(25);
 /// How long a GetAccessToken made for a usage call needs the token to live.
@@ -75,9 +76,16 @@ pub(crate) struct UsageLedger {
     pub(crate) client: Arc<ProviderClient>,
     pub(crate) providers: Arc<Providers>,
     pub(crate) clock: SharedClock,
-    /// Longer than any attempt can last: a pending claim older than this was
-    /// left by a process that died mid-call.
+    /// Longer than any attempt can last: a pending claim without a holder
+    /// recorded (from before claims had holders) older than this was left by
+    /// a process that died mid-call.
     pub(crate) stale_pending_secs: i64,
+    /// This process's name on the claims it holds.
+    pub(crate) owner: String,
+    /// How long a claim lasts unless its holder renews it.
+    pub(crate) claim_lease: Duration,
+    /// How long a duplicate waits for the attempt with its key.
+    pub(crate) max_wait: Duration,
 }
 
 impl UsageLedger {
@@ -88,7 +96,7 @@ impl UsageLedger {
         req: UsageRequest,
     ) -> Result<UsageOutcome> {
         let hash = req.hash();
-        let deadline_ms = self.clock.now_millis() + DUPLICATE_WAIT.as_millis() as i64;
+        let deadline_ms = self.clock.now_millis() + self.max_wait.as_millis() as i64;
         loop {
             let Some(entry) = usage::find(&self.db, caller, req.idempotency_key.as_str()).await?
             else {
@@ -102,17 +110,24 @@ impl UsageLedger {
                     request_hash: &hash,
                     usage: req.usage.as_str(),
                     credits: req.credits.value(),
-                    now: self.clock.now(),
+                    claim: self.claim(),
                 };
                 if usage::claim_new(&self.db, claim).await? {
                     return self.attempt_detached(caller, &req, provider, id).await;
                 }
                 continue;
             };
+            let dead_holder = entry
+                .claim_owner
+                .clone()
+                .filter(|holder| refresh::earlier_incarnation(holder, &self.owner));
             let snapshot = LedgerSnapshot {
                 status: entry.status,
                 updated_at: entry.updated_at,
                 same_request: entry.request_hash == hash,
+                claim_until: entry.claim_until,
+                holder_dead: dead_holder.is_some(),
+                sent: entry.sent_at.is_some(),
             };
             let waited_out = self.clock.now_millis() >= deadline_ms;
             match on_existing(
@@ -134,8 +149,19 @@ impl UsageLedger {
                             .unwrap_or_else(|| "no answer was recorded".into()),
                     });
                 }
-                OnExisting::ClaimRetry => {
-                    if usage::claim_retry(&self.db, &entry.id, self.clock.now()).await? {
+                OnExisting::ClaimRetry | OnExisting::ReclaimUnsent => {
+                    let claimed = if entry.status == UsageStatus::Pending {
+                        usage::reclaim_unsent(
+                            &self.db,
+                            &entry.id,
+                            dead_holder.as_deref(),
+                            self.claim(),
+                        )
+                        .await?
+                    } else {
+                        usage::claim_retry(&self.db, &entry.id, self.claim()).await?
+                    };
+                    if claimed {
                         let provider = self.check_reportable(caller, &req).await;
                         return match provider {
                             Ok(provider) => {
@@ -150,13 +176,29 @@ impl UsageLedger {
                     }
                 }
                 OnExisting::MarkUnknown => {
-                    usage::mark_unknown(&self.db, &entry.id, self.clock.now()).await?;
+                    usage::mark_unknown(
+                        &self.db,
+                        &entry.id,
+                        dead_holder.as_deref(),
+                        self.clock.now(),
+                    )
+                    .await?;
                 }
                 OnExisting::GiveUp => {
                     return Err(Error::UsageInProgress { usage_id: entry.id });
                 }
                 OnExisting::Wait => tokio::time::sleep(DUPLICATE_POLL).await,
             }
+        }
+    }
+
+    /// A claim by this process from now.
+    fn claim(&self) -> Claim<'_> {
+        let now = self.clock.now();
+        Claim {
+            owner: &self.owner,
+            now,
+            until: now + self.claim_lease.as_secs() as i64,
         }
     }
 
@@ -248,9 +290,29 @@ impl UsageLedger {
         .map_err(|e| Error::internal(anyhow::anyhow!("usage task failed: {e}")))?
     }
 
+    /// Runs [`Self::report`] while renewing the claim, so duplicates see a
+    /// live holder however long the provider takes, and a dead one within a
+    /// claim length.
+    async fn attempt(
+        &self,
+        caller: &Caller,
+        req: &UsageRequest,
+        provider: &ProviderSetting,
+        id: &str,
+    ) -> Result<UsageOutcome> {
+        let work = self.report(caller, req, provider, id);
+        heartbeat::while_renewing(self.claim_lease / 3, work, || async {
+            let until = self.clock.now() + self.claim_lease.as_secs() as i64;
+            if let Err(e) = usage::renew_claim(&self.db, id, &self.owner, until).await {
+                tracing::warn!(usage_id = id, error = %e, "renewing the usage claim failed");
+            }
+        })
+        .await
+    }
+
     /// Calls the provider for a claimed row and settles it. A 401 gets one
     /// forced token refresh and one more call: the provider recorded nothing.
-    async fn attempt(
+    async fn report(
         &self,
         caller: &Caller,
         req: &UsageRequest,
@@ -277,6 +339,8 @@ impl UsageLedger {
                     return Err(e);
                 }
             };
+            // From here a crash leaves the outcome unknown: say so first.
+            usage::mark_sent(&self.db, id, &self.owner, self.clock.now()).await?;
             let (http_status, answer) = self
                 .client
                 .report_usage(provider, &url, &token.token, &req.usage, req.credits)

@@ -23,7 +23,7 @@ pub struct RawConfig {
     pub(super) encryption_key_id: Option<String>,
     pub(super) refresh_window_secs: Option<u64>,
     pub(super) refresh_interval_secs: Option<u64>,
-    pub(super) refresh_wait_secs: Option<u64>,
+    pub(super) max_wait_secs: Option<u64>,
     pub(super) refresh_lease_secs: Option<u64>,
     pub(super) force_refresh_cooldown_secs: Option<u64>,
     pub(super) token_cache_ttl_ms: Option<u64>,

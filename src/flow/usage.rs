@@ -19,9 +19,13 @@ pub(crate) enum OnExisting {
     OutcomeUnknown,
     /// Nothing was recorded: claim the row and try again.
     ClaimRetry,
-    /// A pending claim older than any attempt can last: its process died
-    /// mid-call, so the outcome is unknown.
+    /// A pending claim whose holder died after sending (or, for a claim
+    /// without a holder recorded, older than any attempt can last): the
+    /// outcome is unknown.
     MarkUnknown,
+    /// A pending claim whose holder died before sending: nothing reached the
+    /// provider, so take the claim over and report.
+    ReclaimUnsent,
     /// Another attempt is in flight: look again shortly.
     Wait,
     /// Waited as long as a call may: report the attempt as still running.
@@ -37,6 +41,13 @@ pub(crate) struct LedgerSnapshot {
     pub(crate) updated_at: i64,
     /// Whether it records the same connection, usage and credits.
     pub(crate) same_request: bool,
+    /// When a pending claim lapses unless its holder renews it; `None` for
+    /// claims from before claims had holders.
+    pub(crate) claim_until: Option<i64>,
+    /// The claim's holder is known dead (an earlier incarnation of this process).
+    pub(crate) holder_dead: bool,
+    /// The pending attempt's request went to the provider.
+    pub(crate) sent: bool,
 }
 
 /// Decides about an existing row. `stale_after_secs` is longer than any
@@ -55,9 +66,18 @@ pub(crate) fn on_existing(
         UsageStatus::Rejected => OnExisting::Rejected,
         UsageStatus::Unknown => OnExisting::OutcomeUnknown,
         UsageStatus::Retryable => OnExisting::ClaimRetry,
-        UsageStatus::Pending if row.updated_at < now - stale_after_secs => OnExisting::MarkUnknown,
-        UsageStatus::Pending if waited_out => OnExisting::GiveUp,
-        UsageStatus::Pending => OnExisting::Wait,
+        UsageStatus::Pending => {
+            let holder_gone = match row.claim_until {
+                Some(until) => until <= now || row.holder_dead,
+                None => row.updated_at < now - stale_after_secs,
+            };
+            match (holder_gone, row.sent || row.claim_until.is_none()) {
+                (true, true) => OnExisting::MarkUnknown,
+                (true, false) => OnExisting::ReclaimUnsent,
+                (false, _) if waited_out => OnExisting::GiveUp,
+                (false, _) => OnExisting::Wait,
+            }
+        }
     }
 }
 
@@ -106,7 +126,46 @@ mod tests {
             status,
             updated_at,
             same_request: true,
+            claim_until: None,
+            holder_dead: false,
+            sent: false,
         }
+    }
+
+    #[test]
+    fn pending_claims_with_holders() {
+        let claim = |until: i64, dead: bool, sent: bool| LedgerSnapshot {
+            claim_until: Some(until),
+            holder_dead: dead,
+            sent,
+            ..row(UsageStatus::Pending, NOW - 1_000)
+        };
+        // Live holder: wait (age does not matter), then give up.
+        assert_eq!(
+            on_existing(NOW, claim(NOW + 5, false, true), 60, false),
+            OnExisting::Wait
+        );
+        assert_eq!(
+            on_existing(NOW, claim(NOW + 5, false, true), 60, true),
+            OnExisting::GiveUp
+        );
+        // Lapsed, or an earlier incarnation: unknown after sending, reclaimed before.
+        assert_eq!(
+            on_existing(NOW, claim(NOW, false, true), 60, false),
+            OnExisting::MarkUnknown
+        );
+        assert_eq!(
+            on_existing(NOW, claim(NOW, false, false), 60, false),
+            OnExisting::ReclaimUnsent
+        );
+        assert_eq!(
+            on_existing(NOW, claim(NOW + 5, true, false), 60, false),
+            OnExisting::ReclaimUnsent
+        );
+        assert_eq!(
+            on_existing(NOW, claim(NOW + 5, true, true), 60, false),
+            OnExisting::MarkUnknown
+        );
     }
 
     #[test]

@@ -26,6 +26,37 @@ pub(crate) struct UsageEntry {
     pub(crate) error: Option<String>,
     /// Unix seconds.
     pub(crate) updated_at: i64,
+    /// The process holding a pending claim.
+    pub(crate) claim_owner: Option<String>,
+    /// When a pending claim lapses unless renewed (absent on rows from
+    /// before claims had holders).
+    pub(crate) claim_until: Option<i64>,
+    /// When the pending attempt's request went to the provider.
+    pub(crate) sent_at: Option<i64>,
+}
+
+fn to_entry(row: usage_record::Model) -> UsageEntry {
+    UsageEntry {
+        id: row.id,
+        request_hash: row.request_hash,
+        status: UsageStatus::from_stored(&row.status),
+        provider_response: row.provider_response,
+        error: row.error,
+        updated_at: row.updated_at,
+        claim_owner: row.claim_owner,
+        claim_until: row.claim_until,
+        sent_at: row.sent_at,
+    }
+}
+
+/// A claim's holder and lease.
+pub(crate) struct Claim<'a> {
+    /// This process.
+    pub(crate) owner: &'a str,
+    /// Unix seconds.
+    pub(crate) now: i64,
+    /// When the claim lapses unless renewed.
+    pub(crate) until: i64,
 }
 
 /// A claim for a new key.
@@ -44,8 +75,8 @@ pub(crate) struct NewUsage<'a> {
     pub(crate) usage: &'a str,
     /// Credits.
     pub(crate) credits: f64,
-    /// Unix seconds.
-    pub(crate) now: i64,
+    /// Who claims it, until when.
+    pub(crate) claim: Claim<'a>,
 }
 
 /// How a settled attempt ended.
@@ -75,8 +106,11 @@ pub(crate) async fn claim_new(db: &DatabaseConnection, claim: NewUsage<'_>) -> D
         provider_status: None,
         provider_response: None,
         error: None,
-        created_at: claim.now,
-        updated_at: claim.now,
+        claim_owner: Some(claim.claim.owner.to_owned()),
+        claim_until: Some(claim.claim.until),
+        sent_at: None,
+        created_at: claim.claim.now,
+        updated_at: claim.claim.now,
     };
     let _gate = super::write_gate(db).await;
     match record.into_active_model().insert(db).await {
@@ -95,14 +129,90 @@ pub(crate) async fn claim_new(db: &DatabaseConnection, claim: NewUsage<'_>) -> D
 }
 
 /// Re-claims a record left retryable by an earlier attempt.
-pub(crate) async fn claim_retry(db: &DatabaseConnection, id: &str, now: i64) -> DbResult<bool> {
+pub(crate) async fn claim_retry(
+    db: &DatabaseConnection,
+    id: &str,
+    claim: Claim<'_>,
+) -> DbResult<bool> {
     let _gate = super::write_gate(db).await;
-    let result = Entity::update_many()
-        .col_expr(Column::Status, Expr::value(UsageStatus::Pending.as_str()))
-        .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
-        .col_expr(Column::UpdatedAt, Expr::value(now))
+    let result = claimed(Entity::update_many(), &claim)
         .filter(Column::Id.eq(id))
         .filter(Column::Status.eq(UsageStatus::Retryable.as_str()))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Takes over a pending claim whose holder is gone before its request was
+/// sent: nothing reached the provider, so the key is simply reported.
+pub(crate) async fn reclaim_unsent(
+    db: &DatabaseConnection,
+    id: &str,
+    dead_holder: Option<&str>,
+    claim: Claim<'_>,
+) -> DbResult<bool> {
+    let _gate = super::write_gate(db).await;
+    let result = claimed(Entity::update_many(), &claim)
+        .filter(Column::Id.eq(id))
+        .filter(Column::Status.eq(UsageStatus::Pending.as_str()))
+        .filter(Column::SentAt.is_null())
+        .filter(holder_gone(claim.now, dead_holder))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// The claim's columns for a new attempt by `claim.owner`.
+fn claimed(update: sea_orm::UpdateMany<Entity>, claim: &Claim<'_>) -> sea_orm::UpdateMany<Entity> {
+    update
+        .col_expr(Column::Status, Expr::value(UsageStatus::Pending.as_str()))
+        .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+        .col_expr(Column::ClaimOwner, Expr::value(claim.owner))
+        .col_expr(Column::ClaimUntil, Expr::value(claim.until))
+        .col_expr(Column::SentAt, Expr::value(Option::<i64>::None))
+        .col_expr(Column::UpdatedAt, Expr::value(claim.now))
+}
+
+/// A claim whose lease lapsed, or whose holder is known dead.
+fn holder_gone(now: i64, dead_holder: Option<&str>) -> sea_orm::Condition {
+    let mut gone = sea_orm::Condition::any().add(Column::ClaimUntil.lte(now));
+    if let Some(dead) = dead_holder {
+        gone = gone.add(Column::ClaimOwner.eq(dead));
+    }
+    gone
+}
+
+/// Records that the holder's usage request is going to the provider now.
+pub(crate) async fn mark_sent(
+    db: &DatabaseConnection,
+    id: &str,
+    owner: &str,
+    now: i64,
+) -> DbResult<()> {
+    let _gate = super::write_gate(db).await;
+    Entity::update_many()
+        .col_expr(Column::SentAt, Expr::value(now))
+        .filter(Column::Id.eq(id))
+        .filter(Column::ClaimOwner.eq(owner))
+        .filter(Column::SentAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Extends this holder's claim to `until`; returns whether it still held it.
+pub(crate) async fn renew_claim(
+    db: &DatabaseConnection,
+    id: &str,
+    owner: &str,
+    until: i64,
+) -> DbResult<bool> {
+    let _gate = super::write_gate(db).await;
+    let result = Entity::update_many()
+        .col_expr(Column::ClaimUntil, Expr::value(until))
+        .filter(Column::Id.eq(id))
+        .filter(Column::ClaimOwner.eq(owner))
+        .filter(Column::Status.eq(UsageStatus::Pending.as_str()))
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
@@ -119,14 +229,7 @@ pub(crate) async fn find(
         .filter(Column::IdempotencyKey.eq(key))
         .one(db)
         .await?
-        .map(|row| UsageEntry {
-            id: row.id,
-            request_hash: row.request_hash,
-            status: UsageStatus::from_stored(&row.status),
-            provider_response: row.provider_response,
-            error: row.error,
-            updated_at: row.updated_at,
-        }))
+        .map(to_entry))
 }
 
 /// The caller's record with this ledger id.
@@ -139,14 +242,7 @@ pub(crate) async fn find_by_id(
         .filter(Column::Caller.eq(caller.as_str()))
         .one(db)
         .await?
-        .map(|row| UsageEntry {
-            id: row.id,
-            request_hash: row.request_hash,
-            status: UsageStatus::from_stored(&row.status),
-            provider_response: row.provider_response,
-            error: row.error,
-            updated_at: row.updated_at,
-        }))
+        .map(to_entry))
 }
 
 /// Settles an unknown outcome as verified by a caller; returns whether the
@@ -191,6 +287,8 @@ pub(crate) async fn settle(
             Expr::value(s.provider_response.map(str::to_owned)),
         )
         .col_expr(Column::Error, Expr::value(s.error.map(str::to_owned)))
+        .col_expr(Column::ClaimOwner, Expr::value(Option::<String>::None))
+        .col_expr(Column::ClaimUntil, Expr::value(Option::<i64>::None))
         .col_expr(Column::UpdatedAt, Expr::value(now))
         .filter(Column::Id.eq(id))
         // A live attempt that a duplicate judged abandoned (unknown) still
@@ -214,18 +312,32 @@ pub(crate) async fn delete_settled_before(db: &DatabaseConnection, before: i64) 
         .rows_affected)
 }
 
-/// Turns an abandoned pending claim into `unknown`.
-pub(crate) async fn mark_unknown(db: &DatabaseConnection, id: &str, now: i64) -> DbResult<()> {
+/// Turns a pending claim whose holder died after sending (or a claim from
+/// before claims had holders, past its age limit) into `unknown`. A live,
+/// renewed claim is left alone.
+pub(crate) async fn mark_unknown(
+    db: &DatabaseConnection,
+    id: &str,
+    dead_holder: Option<&str>,
+    now: i64,
+) -> DbResult<()> {
     let _gate = super::write_gate(db).await;
     Entity::update_many()
         .col_expr(Column::Status, Expr::value(UsageStatus::Unknown.as_str()))
         .col_expr(
             Column::Error,
-            Expr::value("the attempt was abandoned mid-call (process stopped)"),
+            Expr::value("the process reporting it stopped after sending it to the provider"),
         )
+        .col_expr(Column::ClaimOwner, Expr::value(Option::<String>::None))
+        .col_expr(Column::ClaimUntil, Expr::value(Option::<i64>::None))
         .col_expr(Column::UpdatedAt, Expr::value(now))
         .filter(Column::Id.eq(id))
         .filter(Column::Status.eq(UsageStatus::Pending.as_str()))
+        .filter(
+            sea_orm::Condition::any()
+                .add(Column::ClaimUntil.is_null())
+                .add(holder_gone(now, dead_holder)),
+        )
         .exec(db)
         .await?;
     Ok(())

@@ -204,7 +204,7 @@ async fn a_slow_refresh_keeps_its_lease_alive(backend: Backend) {
         backend,
         Options {
             http_timeout_ms: 10_000,
-            extra_config: "refresh_lease_secs = 3\nrefresh_wait_secs = 20".into(),
+            extra_config: "refresh_lease_secs = 3\nmax_wait_secs = 20".into(),
             ..Options::default()
         },
     )
@@ -294,7 +294,7 @@ async fn lock_contention_is_its_own_error(backend: Backend) {
         backend,
         Options {
             http_timeout_ms: 500,
-            extra_config: "refresh_wait_secs = 1".into(),
+            extra_config: "max_wait_secs = 1".into(),
             ..Options::default()
         },
     )
@@ -310,7 +310,7 @@ async fn lock_contention_is_its_own_error(backend: Backend) {
             conn.id
         ))
         .await;
-    // Without a deadline the call waits `refresh_wait_secs`, then says who
+    // Without a deadline the call waits `max_wait_secs`, then says who
     // holds the refresh.
     let started = Instant::now();
     assert_status(

@@ -311,6 +311,59 @@ async fn an_unknown_outcome_is_settled_with_resolve_usage(backend: Backend) {
     );
 }
 
+/// A claim whose holder died is recognised within a claim lease, not
+/// minutes: if it died before its request left, the same key simply reports;
+/// if after, the outcome is unknown at once.
+async fn a_dead_claim_is_reported_again_or_unknown_at_once(backend: Backend) {
+    use sha2::{Digest, Sha256};
+
+    let app = TestApp::spawn(backend).await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "ares", "u").await;
+    let hash: String = Sha256::digest(format!("{}\ntest-button\n2", conn.id).as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let stage = |id: &str, key: &str, sent_at: &str| {
+        format!(
+            "INSERT INTO usage_ledger (id, caller, connection_id, idempotency_key, request_hash, usage, credits, \
+             status, attempts, created_at, updated_at, claim_owner, claim_until, sent_at) VALUES \
+             ('{id}', 'billing', '{}', '{key}', '{hash}', 'test-button', 2, 'pending', 1, 1, 1, 'gone/1/abc', 1, {sent_at})",
+            conn.id
+        )
+    };
+    let calls = app.fakes.ares.usage_calls();
+
+    // Died before sending: reported now, under the same usage id.
+    let unsent = "0195f3c4-0000-7000-8000-0000000000a1";
+    app.db.execute(&stage(unsent, "died-early", "NULL")).await;
+    let started = std::time::Instant::now();
+    let reported = client
+        .record_usage(usage(&conn.id, "died-early", 2.0))
+        .await
+        .expect("reported")
+        .into_inner();
+    assert!(!reported.replayed);
+    assert_eq!(reported.usage_id, unsent);
+    assert_eq!(app.fakes.ares.usage_calls(), calls + 1);
+    assert_eq!(app.fakes.ares.credits_of(USER), CREDITS - 2);
+
+    // Died after sending: unknown, without waiting for an age limit.
+    let sent = "0195f3c4-0000-7000-8000-0000000000a2";
+    app.db.execute(&stage(sent, "died-late", "1")).await;
+    let status = client
+        .record_usage(usage(&conn.id, "died-late", 2.0))
+        .await
+        .expect_err("unknown");
+    assert_eq!(status.code(), Code::Aborted, "{status:?}");
+    let info = tonic_types::StatusExt::get_details_error_info(&status).expect("info");
+    assert_eq!(info.reason, "USAGE_OUTCOME_UNKNOWN");
+    assert_eq!(info.metadata["usage_id"], sent);
+    assert!(status.message().contains("after sending"), "{status:?}");
+    assert_eq!(app.fakes.ares.usage_calls(), calls + 1, "not sent again");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
 on_both!(
     usage_is_reported_once_and_replayed,
     same_key_different_payload_is_already_exists,
@@ -320,4 +373,5 @@ on_both!(
     an_expired_token_is_refreshed_before_reporting,
     a_provider_outage_leaves_the_key_retryable,
     an_unknown_outcome_is_settled_with_resolve_usage,
+    a_dead_claim_is_reported_again_or_unknown_at_once,
 );

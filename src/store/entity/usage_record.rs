@@ -31,6 +31,12 @@ pub struct Model {
     pub provider_response: Option<String>,
     /// Why the last attempt failed.
     pub error: Option<String>,
+    /// Process holding the pending claim.
+    pub claim_owner: Option<String>,
+    /// Unix seconds when the claim lapses unless its holder renews it.
+    pub claim_until: Option<i64>,
+    /// Unix seconds when the pending attempt's request went to the provider.
+    pub sent_at: Option<i64>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.

@@ -17,6 +17,8 @@ pub(super) async fn in_process(backend: Backend) -> Cases {
         backend,
         Options {
             http_timeout_ms: IN_PROCESS_HTTP_TIMEOUT.as_millis() as u64,
+            // Waits end after a second of the server's clock.
+            extra_config: "max_wait_secs = 1".into(),
             ..Options::default()
         },
     )
@@ -30,8 +32,8 @@ pub(super) async fn in_process(backend: Backend) -> Cases {
     )
     .await;
 
-    // USAGE_IN_PROGRESS: the first report hangs at the provider; a duplicate
-    // waits 30 s of the server's clock for it, then gives up.
+    // USAGE_IN_PROGRESS: the first report hangs at the provider, renewing its
+    // claim; a duplicate waits `max_wait_secs` for it, then gives up.
     app.fakes.ares.set_usage_fault(Fault::Hang);
     let report = usage(&ares.id, "slow", 1.0);
     let first = {
@@ -45,9 +47,10 @@ pub(super) async fn in_process(backend: Backend) -> Cases {
         let (mut c, r) = (client.clone(), report.clone());
         tokio::spawn(async move { c.record_usage(r).await })
     };
-    // At most 62 s in all: short of the 76 s after which the first claim
-    // would count as abandoned.
-    let duplicate = advance_until_done(&app.clock, duplicate, Duration::from_secs(31), 2).await;
+    let duplicate = tokio::time::timeout(Duration::from_secs(5), duplicate)
+        .await
+        .expect("the duplicate gives up in time")
+        .expect("join");
     let usage_id = metadata_of(&duplicate, "usage_id").unwrap_or_default();
     cases.push(
         "RecordUsage while an attempt with the same key is running",
@@ -89,7 +92,7 @@ pub(super) async fn in_process(backend: Backend) -> Cases {
     );
 
     // REFRESH_IN_PROGRESS: another replica holds the lease of a dead token;
-    // the caller waits `refresh_wait_secs` (10 s) of the server's clock.
+    // the caller waits `max_wait_secs` (here 1 s) of the server's clock.
     let aries = connect_via(
         &mut client,
         &app.fakes.aries,
@@ -108,13 +111,7 @@ pub(super) async fn in_process(backend: Backend) -> Cases {
         let (mut c, id) = (client.clone(), aries.id.clone());
         tokio::spawn(async move { token(&mut c, &id, 60).await })
     };
-    let waited = advance_until_done(
-        &app.clock,
-        waiting,
-        IN_PROCESS_LEASE + Duration::from_secs(2),
-        3,
-    )
-    .await;
+    let waited = advance_until_done(&app.clock, waiting, PAST_THE_WAIT, 3).await;
     cases.push(
         "GetAccessToken while another replica holds the refresh lease",
         waited,

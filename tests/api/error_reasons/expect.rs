@@ -20,11 +20,11 @@ use crate::helpers::*;
 pub(super) const DOMAIN: &str = "authbroker.v1";
 /// An id no connection has.
 pub(super) const UNKNOWN_ID: &str = "0195f3c4-0000-7000-8000-000000000000";
-/// The in-process server's outbound timeout (how long a hanging usage call
-/// lasts), and so its refresh lease, 3 × timeout + 10 s, and the age after
-/// which a pending usage claim counts as abandoned, 4 leases (76 s).
+/// The in-process server's outbound timeout: how long a hanging usage call
+/// lasts.
 pub(super) const IN_PROCESS_HTTP_TIMEOUT: Duration = Duration::from_secs(3);
-pub(super) const IN_PROCESS_LEASE: Duration = Duration::from_secs(19);
+/// Past the in-process server's `max_wait_secs` (1 s).
+pub(super) const PAST_THE_WAIT: Duration = Duration::from_secs(2);
 
 /// An expected ErrorInfo metadata value.
 pub(super) enum Meta {
