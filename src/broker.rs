@@ -4,10 +4,12 @@
 //!
 //! - [`Broker`]: the front; one method per RPC.
 //! - `connect` (BeginAuth, CompleteAuth, password) -> `account` (upsert);
-//!   `usage` (the ledger); `connections` (look-ups, revoke, user info).
+//!   `usage_resolve` -> `usage` (the ledger) -> `usage_request`;
+//!   `connections` (look-ups, revoke, user info).
 //! - `tokens` (cache, single flight) -> `refresh` (leases across replicas).
 //! - `provider_client` (HTTP, retries, answers) -> `retry`; `vault`
-//!   (sealing); `registry` (configured providers); `status`; `cache`; `flight`.
+//!   (sealing); `registry` (configured providers); `status`; `cache`;
+//!   `flight`; `heartbeat` (renewing leases and claims).
 //!
 //! Decisions live in [`crate::flow`], rows in [`crate::store`]; time comes
 //! from the [`crate::clock::Clock`] the broker is given.
@@ -25,6 +27,8 @@ mod retry;
 mod status;
 mod tokens;
 mod usage;
+mod usage_request;
+mod usage_resolve;
 mod vault;
 
 use std::{sync::Arc, time::Duration};
@@ -33,7 +37,7 @@ use sea_orm::DatabaseConnection;
 use serde_json::{Map, Value};
 
 pub(crate) use connect::{BeginAuth, Begun, Callback, CallbackOutcome, PasswordSignIn};
-pub(crate) use usage::{UsageOutcome, UsageRequest};
+pub(crate) use usage_request::{UsageOutcome, UsageRequest};
 
 use crate::{
     clock::SharedClock,

@@ -6,20 +6,23 @@
 use std::{sync::Arc, time::Duration};
 
 use sea_orm::DatabaseConnection;
-use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 use tracing::Instrument as _;
 
 use super::{
-    heartbeat, provider_client::ProviderClient, registry::Providers, status, tokens::TokenService,
+    heartbeat,
+    provider_client::ProviderClient,
+    registry::Providers,
+    status,
+    tokens::TokenService,
+    usage_request::{UsageOutcome, UsageRequest, replay},
 };
 use crate::{
     clock::SharedClock,
-    domain::{Caller, ConnectionId, Credits, IdempotencyKey, ProviderId, UsageLabel, UsageStatus},
+    domain::{Caller, ProviderId, UsageStatus},
     error::{Error, Result, Step},
     flow::{
         refresh,
-        state::hex,
         usage::{LedgerSnapshot, OnExisting, UsageVerdict, classify_usage_answer, on_existing},
     },
     providers::ProviderSetting,
@@ -29,45 +32,10 @@ use crate::{
     },
 };
 
-/// How often it looks.
+/// How often a duplicate looks at the attempt with its key.
 const DUPLICATE_POLL: Duration = Duration::from_millis(25);
 /// How long a GetAccessToken made for a usage call needs the token to live.
 const TOKEN_MIN_VALID_SECS: i64 = 30;
-
-/// A parsed RecordUsage request.
-#[derive(Clone)]
-pub(crate) struct UsageRequest {
-    /// Connection charged.
-    pub(crate) connection_id: ConnectionId,
-    /// Usage reason.
-    pub(crate) usage: UsageLabel,
-    /// Credits.
-    pub(crate) credits: Credits,
-    /// Caller-chosen idempotency key.
-    pub(crate) idempotency_key: IdempotencyKey,
-}
-
-impl UsageRequest {
-    fn hash(&self) -> String {
-        let text = format!(
-            "{}\n{}\n{}",
-            self.connection_id,
-            self.usage.as_str(),
-            self.credits
-        );
-        hex(&Sha256::digest(text.as_bytes()))
-    }
-}
-
-/// A confirmed usage.
-pub(crate) struct UsageOutcome {
-    /// Ledger id.
-    pub(crate) usage_id: String,
-    /// The provider's confirmation.
-    pub(crate) provider_response: Map<String, Value>,
-    /// Whether this is an earlier call's stored result.
-    pub(crate) replayed: bool,
-}
 
 /// The usage ledger.
 pub(crate) struct UsageLedger {
@@ -200,46 +168,6 @@ impl UsageLedger {
             now,
             until: now + self.claim_lease.as_secs() as i64,
         }
-    }
-
-    /// Settles a usage whose outcome is unknown with what the caller
-    /// verified: charged (the key replays as succeeded) or not (the key
-    /// reports again). Logged with who said so.
-    pub(crate) async fn resolve(
-        &self,
-        caller: &Caller,
-        usage_id: &str,
-        charged: bool,
-    ) -> Result<()> {
-        let entry = usage::find_by_id(&self.db, caller, usage_id)
-            .await?
-            .ok_or_else(|| Error::UsageNotFound {
-                usage_id: usage_id.to_owned(),
-            })?;
-        let (to, outcome) = if charged {
-            (UsageStatus::Succeeded, "charged")
-        } else {
-            (UsageStatus::Retryable, "not charged")
-        };
-        let note = format!("resolved as {outcome} by {}", caller.as_str());
-        if entry.status != UsageStatus::Unknown
-            || !usage::resolve(&self.db, &entry.id, to, &note, self.clock.now()).await?
-        {
-            let status = usage::find_by_id(&self.db, caller, usage_id)
-                .await?
-                .map_or(entry.status, |e| e.status);
-            return Err(Error::UsageNotUnknown {
-                usage_id: entry.id,
-                status: status.as_str(),
-            });
-        }
-        tracing::warn!(
-            usage_id,
-            caller = caller.as_str(),
-            outcome,
-            "usage outcome resolved"
-        );
-        Ok(())
     }
 
     /// Checks that the connection can report usage: it is the caller's,
@@ -419,18 +347,5 @@ impl UsageLedger {
                 .error
                 .unwrap_or_else(|| "the provider rejected this usage".into()),
         }
-    }
-}
-
-fn replay(entry: &UsageEntry) -> UsageOutcome {
-    let provider_response = entry
-        .provider_response
-        .as_deref()
-        .and_then(|text| serde_json::from_str::<Map<String, Value>>(text).ok())
-        .unwrap_or_default();
-    UsageOutcome {
-        usage_id: entry.id.clone(),
-        provider_response,
-        replayed: true,
     }
 }
