@@ -16,10 +16,10 @@ use crate::{
     broker::Broker,
     domain::Caller,
     error::Error,
-    pb::{self, auth_broker_service_server::AuthBrokerService},
+    pb::{self, auth_broker_server::AuthBroker},
 };
 
-/// The `authbroker.v1.AuthBrokerService` service.
+/// The `authbroker.v1.AuthBroker` service.
 pub(crate) struct Api {
     broker: Broker,
 }
@@ -48,7 +48,7 @@ fn respond<T>(result: crate::error::Result<T>) -> RpcResult<T> {
 }
 
 #[tonic::async_trait]
-impl AuthBrokerService for Api {
+impl AuthBroker for Api {
     async fn begin_auth(
         &self,
         request: Request<pb::BeginAuthRequest>,

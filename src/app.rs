@@ -1,5 +1,5 @@
 //! Builds and runs the server: database, key, broker, the gRPC services
-//! (AuthBrokerService, health, reflection) and graceful shutdown.
+//! (AuthBroker, health, reflection) and graceful shutdown.
 
 mod key;
 
@@ -26,7 +26,7 @@ use crate::{
     clock::{SharedClock, SystemClock},
     config::{KeySetting, Settings},
     http::HttpClient,
-    pb::auth_broker_service_server::AuthBrokerServiceServer,
+    pb::auth_broker_server::AuthBrokerServer,
     store,
     telemetry::rpc::RpcLayer,
 };
@@ -34,7 +34,7 @@ use crate::{
 /// Health service name for liveness probes; it does not follow the database.
 pub const LIVENESS: &str = "liveness";
 /// Health service name for readiness probes: the API's own name.
-pub const READINESS: &str = "authbroker.v1.AuthBrokerService";
+pub const READINESS: &str = "authbroker.v1.AuthBroker";
 /// How often expired states and old ledger rows are deleted.
 const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -158,9 +158,7 @@ pub async fn serve_with_clock(
     );
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<AuthBrokerServiceServer<Api>>()
-        .await;
+    health_reporter.set_serving::<AuthBrokerServer<Api>>().await;
     // "liveness" answers SERVING while the process can answer at all: a
     // database outage must take replicas out of rotation, not restart them.
     health_reporter
@@ -202,7 +200,7 @@ pub async fn serve_with_clock(
         let _ = bound.send(addr);
     }
 
-    let api = AuthBrokerServiceServer::with_interceptor(
+    let api = AuthBrokerServer::with_interceptor(
         Api::new(broker.clone()),
         CallerAuth::new(&settings.callers),
     );

@@ -2,9 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use authbroker::pb::{
-    self, auth_broker_service_client::AuthBrokerServiceClient, complete_auth_response::Outcome,
-};
+use authbroker::pb::{self, auth_broker_client::AuthBrokerClient, complete_auth_response::Outcome};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use tonic::{
     Request, Status,
@@ -36,7 +34,7 @@ impl Interceptor for Bearer {
     }
 }
 
-pub type Client = AuthBrokerServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Client = AuthBrokerClient<InterceptedService<Channel, Bearer>>;
 
 /// `settings.connections` HTTP/2 connections to one server, shared by all workers.
 pub struct Clients {
@@ -51,7 +49,7 @@ impl Clients {
         let mut health = Vec::new();
         for _ in 0..connections {
             let ch = channel(addr).await;
-            api.push(AuthBrokerServiceClient::with_interceptor(
+            api.push(AuthBrokerClient::with_interceptor(
                 ch.clone(),
                 bearer.clone(),
             ));

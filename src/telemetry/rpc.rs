@@ -116,7 +116,7 @@ where
 /// arbitrary paths must not create time series).
 fn method_label(path: String) -> String {
     const SERVED: [&str; 4] = [
-        "/authbroker.v1.AuthBrokerService/",
+        "/authbroker.v1.AuthBroker/",
         "/grpc.health.v1.Health/",
         "/grpc.reflection.v1.ServerReflection/",
         "/grpc.reflection.v1alpha.ServerReflection/",

@@ -420,7 +420,7 @@ async fn health_follows_the_database() {
         loop {
             let status = health
                 .check(HealthCheckRequest {
-                    service: "authbroker.v1.AuthBrokerService".into(),
+                    service: "authbroker.v1.AuthBroker".into(),
                 })
                 .await
                 .expect("health answers")

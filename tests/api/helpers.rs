@@ -8,9 +8,7 @@ use std::{
     time::Duration,
 };
 
-use authbroker::pb::{
-    self, auth_broker_service_client::AuthBrokerServiceClient, complete_auth_response::Outcome,
-};
+use authbroker::pb::{self, auth_broker_client::AuthBrokerClient, complete_auth_response::Outcome};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
@@ -331,7 +329,7 @@ pub async fn client_at(addr: &str, token: Option<&str>) -> Client {
         .await
         .expect("connect to authbroker");
     let bearer = token.map(|t| MetadataValue::try_from(format!("Bearer {t}")).expect("ascii"));
-    AuthBrokerServiceClient::with_interceptor(channel, Bearer(bearer))
+    AuthBrokerClient::with_interceptor(channel, Bearer(bearer))
 }
 
 /// The server's config for these fakes, database and options.
@@ -468,7 +466,7 @@ impl Interceptor for Bearer {
 }
 
 /// The tonic client tests use.
-pub type Client = AuthBrokerServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Client = AuthBrokerClient<InterceptedService<Channel, Bearer>>;
 
 /// BeginAuth for the default redirect URI.
 pub async fn begin(client: &mut Client, provider: &str, subject: &str) -> pb::BeginAuthResponse {

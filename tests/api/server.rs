@@ -22,7 +22,7 @@ async fn channel(app: &TestApp) -> Channel {
 async fn health_reports_serving_without_authentication(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut health = HealthClient::new(channel(&app).await);
-    for service in ["", "authbroker.v1.AuthBrokerService"] {
+    for service in ["", "authbroker.v1.AuthBroker"] {
         let status = health
             .check(HealthCheckRequest {
                 service: service.into(),
@@ -53,7 +53,7 @@ async fn reflection_lists_the_services(backend: Backend) {
     };
     let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
     assert!(
-        names.contains(&"authbroker.v1.AuthBrokerService".to_string()),
+        names.contains(&"authbroker.v1.AuthBroker".to_string()),
         "{names:?}"
     );
     assert!(

@@ -74,8 +74,8 @@ async fn spans_and_metrics_reach_the_collector(backend: Backend) {
         let spans = collector.spans();
         let names = collector.metric_names();
         let have_spans = [
-            "authbroker.v1.AuthBrokerService/CompleteAuth",
-            "authbroker.v1.AuthBrokerService/RevokeConnection",
+            "authbroker.v1.AuthBroker/CompleteAuth",
+            "authbroker.v1.AuthBroker/RevokeConnection",
             "token ares",
             "usage ares",
             "userinfo ares",
@@ -99,8 +99,7 @@ async fn spans_and_metrics_reach_the_collector(backend: Backend) {
     let rpc = spans
         .iter()
         .find(|s| {
-            s.name == "authbroker.v1.AuthBrokerService/GetAccessToken"
-                && hex(&s.trace_id) == TRACE_ID
+            s.name == "authbroker.v1.AuthBroker/GetAccessToken" && hex(&s.trace_id) == TRACE_ID
         })
         .unwrap_or_else(|| {
             panic!(
