@@ -26,8 +26,9 @@ impl ParseError {
     }
 }
 
-/// A bounded text without control characters: the common shape of ids.
-fn bounded_text(value: &str, max_chars: usize) -> Result<(), ParseError> {
+/// A bounded text without control characters: the common shape of ids and
+/// of the API's free text fields.
+pub(crate) fn bounded_text(value: &str, max_chars: usize) -> Result<(), ParseError> {
     if value.is_empty() {
         return Err(ParseError::new("required"));
     }

@@ -304,18 +304,33 @@ impl Error {
         }
     }
 
+    /// The request field at fault and why, for the errors a caller causes
+    /// with a bad field: the BadRequest violation and the `field` metadata.
+    fn field_violation(&self) -> Option<(&'static str, String)> {
+        match self {
+            Self::InvalidArgument { field, reason } => Some((field, reason.clone())),
+            Self::UnknownProvider { .. } => {
+                Some(("provider", "no such provider is configured".into()))
+            }
+            Self::UsageKeyConflict => Some((
+                "idempotency_key",
+                "already used with a different request".into(),
+            )),
+            _ => None,
+        }
+    }
+
     /// ErrorInfo metadata: the ids and facts a client may act on.
     fn metadata(&self) -> HashMap<String, String> {
         let mut m = HashMap::new();
         let mut put = |k: &str, v: String| {
             m.insert(k.to_owned(), v);
         };
+        if let Some((field, _)) = self.field_violation() {
+            put("field", field.to_owned());
+        }
         match self {
-            Self::InvalidArgument { field, .. } => put("field", (*field).to_owned()),
-            Self::UnknownProvider { provider } => {
-                put("field", "provider".into());
-                put("provider", provider.clone());
-            }
+            Self::UnknownProvider { provider } => put("provider", provider.clone()),
             Self::ProviderRemoved { provider } | Self::ProviderUnsupported { provider, .. } => {
                 put("provider", provider.to_string())
             }
@@ -356,14 +371,12 @@ impl Error {
                 put("provider", provider.to_string());
                 put("step", Step::Usage.as_str().to_owned());
             }
-            Self::Unauthenticated(_)
+            Self::InvalidArgument { .. }
+            | Self::Unauthenticated(_)
             | Self::UsageKeyConflict
             | Self::Conflict(_)
             | Self::StorageUnavailable
             | Self::Internal(_) => {}
-        }
-        if matches!(self, Self::UsageKeyConflict) {
-            m.insert("field".into(), "idempotency_key".into());
         }
         m
     }
@@ -457,17 +470,8 @@ impl From<Error> for Status {
         }
         let reason = e.reason();
         let mut details = ErrorDetails::with_error_info(reason_name(reason), DOMAIN, e.metadata());
-        if let Error::InvalidArgument { field, reason } = &e {
-            details.add_bad_request_violation(*field, reason.clone());
-        }
-        if let Error::UnknownProvider { .. } = &e {
-            details.add_bad_request_violation("provider", "no such provider is configured");
-        }
-        if let Error::UsageKeyConflict = &e {
-            details.add_bad_request_violation(
-                "idempotency_key",
-                "already used with a different request",
-            );
+        if let Some((field, why)) = e.field_violation() {
+            details.add_bad_request_violation(field, why);
         }
         if let Some(delay) = e.retry_delay() {
             details.set_retry_info(Some(delay));

@@ -4,7 +4,7 @@
 use crate::{
     domain::{
         ConnectionId, Credits, IdempotencyKey, ParseError, ProviderId, RedirectUri, Scopes,
-        Subject, UsageLabel,
+        Subject, UsageLabel, bounded_text,
     },
     error::{Error, Result},
 };
@@ -65,10 +65,7 @@ pub(super) fn credits(value: f64) -> Result<Credits> {
 
 /// A required free text field of at most `max` characters.
 pub(super) fn required(field: &'static str, value: String, max: usize) -> Result<String> {
-    if value.is_empty() {
-        return Err(Error::invalid(field, "required"));
-    }
-    text(field, value, max)
+    named(field, bounded_text(&value, max)).map(|()| value)
 }
 
 /// An optional free text field: empty means absent.
@@ -77,17 +74,7 @@ pub(super) fn optional_text(
     value: String,
     max: usize,
 ) -> Result<Option<String>> {
-    optional(value, |v| text(field, v, max))
-}
-
-fn text(field: &'static str, value: String, max: usize) -> Result<String> {
-    if value.chars().count() > max {
-        return Err(Error::invalid(field, format!("at most {max} characters")));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "must not contain control characters"));
-    }
-    Ok(value)
+    optional(value, |v| required(field, v, max))
 }
 
 fn optional<T>(value: String, parse: impl FnOnce(String) -> Result<T>) -> Result<Option<T>> {

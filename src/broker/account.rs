@@ -58,7 +58,7 @@ impl Accounts {
                         &provider.id,
                         Step::UserInfo,
                         ProviderFailure::Malformed {
-                            http_status: Some(200),
+                            http_status: None,
                             reason: format!(
                                 "user info has no {:?} field",
                                 provider.profile.user_id_field

@@ -110,9 +110,10 @@ impl Refresher {
                         }
                         Err(e) => Err(e),
                     };
-                    // Any early exit (a provider removed from config, a key that
-                    // cannot open the token, a failed write) gives the lease
-                    // back; after a write or a status change this finds nothing.
+                    // Any failure (the provider's, a provider removed from
+                    // config, a key that cannot open the token, a failed
+                    // write) gives the lease back; after a status change this
+                    // finds nothing.
                     if result.is_err() {
                         let _ = connections::release_lease(&self.db, id, &self.owner).await;
                     }
@@ -139,6 +140,8 @@ impl Refresher {
     }
 
     /// The provider call and the write, with this process holding the lease.
+    /// A token or status write ends the lease; an `Ok` without one gives it
+    /// back here; the caller gives it back after any `Err`.
     async fn holding_lease(
         &self,
         provider: &ProviderSetting,
@@ -148,10 +151,12 @@ impl Refresher {
     ) -> Result<ServedToken> {
         let id = row.connection.id;
         let Some(sealed_refresh) = row.refresh_token.clone() else {
-            connections::release_lease(&self.db, id, &self.owner).await?;
             let now = self.clock.now();
             return match refresh::without_refresh_token(now, row.snapshot.expires_at, force) {
-                WithoutRefreshToken::Serve => self.open_row(&row),
+                WithoutRefreshToken::Serve => {
+                    connections::release_lease(&self.db, id, &self.owner).await?;
+                    self.open_row(&row)
+                }
                 WithoutRefreshToken::Refuse => Err(Error::NoRefreshToken {
                     id,
                     provider: provider.id.clone(),
@@ -197,7 +202,6 @@ impl Refresher {
                 self.open_row(&row)
             }
             AfterFailure::Fail => {
-                connections::release_lease(&self.db, id, &self.owner).await?;
                 telemetry::metrics::refresh("failed");
                 Err(Error::provider(&provider.id, Step::Refresh, failure))
             }

@@ -92,7 +92,9 @@ impl TokenService {
         });
         if !force
             && !known_stale
-            && let Some(token) = self.stored_token(caller, id, min_valid_secs, now).await?
+            && let Some(token) = self
+                .stored_token(caller, id, min_valid_secs, now_ms)
+                .await?
         {
             return Ok(token);
         }
@@ -132,8 +134,9 @@ impl TokenService {
         caller: &Caller,
         id: ConnectionId,
         min_valid_secs: i64,
-        now: i64,
+        now_ms: i64,
     ) -> Result<Option<ServedToken>> {
+        let now = now_ms.div_euclid(1000);
         let Some(row) = connections::find_serving(&self.db, caller, id).await? else {
             self.cache.remove(id);
             return Err(Error::ConnectionNotFound { id });
@@ -160,8 +163,7 @@ impl TokenService {
             token_type: row.token_type,
             expires_at: row.access_token_expires_at.unwrap_or_default(),
         };
-        self.cache
-            .put(id, caller, token.clone(), self.clock.now_millis());
+        self.cache.put(id, caller, token.clone(), now_ms);
         Ok(Some(token))
     }
 

@@ -117,30 +117,15 @@ impl UsageLedger {
                             .unwrap_or_else(|| "no answer was recorded".into()),
                     });
                 }
-                OnExisting::ClaimRetry | OnExisting::ReclaimUnsent => {
-                    let claimed = if entry.status == UsageStatus::Pending {
-                        usage::reclaim_unsent(
-                            &self.db,
-                            &entry.id,
-                            dead_holder.as_deref(),
-                            self.claim(),
-                        )
-                        .await?
-                    } else {
-                        usage::claim_retry(&self.db, &entry.id, self.claim()).await?
-                    };
-                    if claimed {
-                        let provider = self.check_reportable(caller, &req).await;
-                        return match provider {
-                            Ok(provider) => {
-                                self.attempt_detached(caller, &req, provider, entry.id)
-                                    .await
-                            }
-                            Err(e) => {
-                                self.settle_unsent(&entry.id, &e).await?;
-                                Err(e)
-                            }
-                        };
+                OnExisting::ClaimRetry => {
+                    if usage::claim_retry(&self.db, &entry.id, self.claim()).await? {
+                        return self.attempt_claimed(caller, &req, entry.id).await;
+                    }
+                }
+                OnExisting::ReclaimUnsent => {
+                    let dead = dead_holder.as_deref();
+                    if usage::reclaim_unsent(&self.db, &entry.id, dead, self.claim()).await? {
+                        return self.attempt_claimed(caller, &req, entry.id).await;
                     }
                 }
                 OnExisting::MarkUnknown => {
@@ -156,6 +141,24 @@ impl UsageLedger {
                     return Err(Error::UsageInProgress { usage_id: entry.id });
                 }
                 OnExisting::Wait => tokio::time::sleep(DUPLICATE_POLL).await,
+            }
+        }
+    }
+
+    /// Reports under a claim this call just took on an existing row; if the
+    /// connection can no longer report, nothing was sent and the key stays
+    /// retryable.
+    async fn attempt_claimed(
+        self: &Arc<Self>,
+        caller: &Caller,
+        req: &UsageRequest,
+        id: String,
+    ) -> Result<UsageOutcome> {
+        match self.check_reportable(caller, req).await {
+            Ok(provider) => self.attempt_detached(caller, req, provider, id).await,
+            Err(e) => {
+                self.settle_unsent(&id, &e).await?;
+                Err(e)
             }
         }
     }
