@@ -37,6 +37,11 @@ pub const LIVENESS: &str = "liveness";
 pub const READINESS: &str = "authbroker.v1.AuthBroker";
 /// How often expired states and old ledger rows are deleted.
 const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the background refresher publishes its due-queue depth.
+const DUE_DEPTH_EVERY: Duration = Duration::from_secs(10);
+/// The pause between background passes while more is due than one pass
+/// takes: slots free up as refreshes finish.
+const BACKLOG_PAUSE: Duration = Duration::from_millis(50);
 
 /// Installs ring as rustls' process-wide crypto provider (reqwest and sqlx
 /// share it). Idempotent.
@@ -173,6 +178,10 @@ pub async fn serve_with_clock(
     ));
     tokio::spawn(janitor(db.clone(), clock.clone(), settings.usage_retention));
     tokio::spawn(count_connections(db.clone()));
+    tokio::spawn({
+        let broker = broker.clone();
+        async move { broker.count_replicas().await }
+    });
     if let Some(interval) = settings.tokens.refresh_interval {
         tokio::spawn(refresher(broker.clone(), interval, stopping.clone()));
     }
@@ -229,6 +238,7 @@ pub async fn serve_with_clock(
             tokio::time::sleep(grace).await;
         } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over: exiting with calls still in flight"),
     }
+    broker.leave().await;
     // Closing checkpoints SQLite's write-ahead log into the file.
     if let Err(e) = db.close().await {
         tracing::warn!(error = %e, "closing the database failed");
@@ -317,19 +327,33 @@ async fn janitor(db: DatabaseConnection, clock: SharedClock, usage_retention: Du
     }
 }
 
-/// Renews connections nearing expiry so that callers rarely wait on a refresh.
+/// Renews connections nearing expiry so that callers rarely wait on a
+/// refresh: a pass every `interval`, or sooner while more is due than one
+/// pass could take.
 async fn refresher(broker: Broker, interval: Duration, stopping: Arc<AtomicBool>) {
+    let mut depth_sampled: Option<std::time::Instant> = None;
     loop {
-        tokio::time::sleep(interval).await;
         // No new refreshes once draining: one cut off at exit could lose a
         // rotated refresh token.
         if stopping.load(Ordering::SeqCst) {
             return;
         }
-        match broker.refresh_expiring().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(refreshed = n, "background refresh pass"),
-            Err(e) => tracing::warn!(error = %e, "background refresh pass failed"),
+        let backlog = match broker.background_pass(interval).await {
+            Ok((_, more)) => more,
+            Err(e) => {
+                tracing::warn!(error = %e, "background refresh pass failed");
+                false
+            }
+        };
+        if depth_sampled.is_none_or(|at| at.elapsed() >= DUE_DEPTH_EVERY) {
+            broker.sample_due_depth().await;
+            depth_sampled = Some(std::time::Instant::now());
         }
+        tokio::time::sleep(if backlog {
+            BACKLOG_PAUSE.min(interval)
+        } else {
+            interval
+        })
+        .await;
     }
 }

@@ -6,7 +6,10 @@
 //! - `connect` (BeginAuth, CompleteAuth, password) -> `account` (upsert);
 //!   `usage_resolve` -> `usage` (the ledger) -> `usage_request`;
 //!   `connections` (look-ups, revoke, user info).
-//! - `tokens` (cache, single flight) -> `refresh` (leases across replicas).
+//! - `proactive` (the background refresher) -> `tokens` (cache, single
+//!   flight) -> `refresh` (leases across replicas) -> `gates` (per-provider
+//!   rate limit, 429 pause; `replicas` counts who shares it), `schedule`
+//!   (when written tokens come due).
 //! - `provider_client` (HTTP, retries, answers) -> `retry`; `vault`
 //!   (sealing); `registry` (configured providers); `status`; `cache`;
 //!   `flight`; `heartbeat` (renewing leases and claims).
@@ -19,11 +22,15 @@ mod cache;
 mod connect;
 mod connections;
 mod flight;
+mod gates;
 mod heartbeat;
+mod proactive;
 mod provider_client;
 mod refresh;
 mod registry;
+mod replicas;
 mod retry;
+mod schedule;
 mod status;
 mod tokens;
 mod usage;
@@ -31,7 +38,10 @@ mod usage_request;
 mod usage_resolve;
 mod vault;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, atomic::AtomicU64},
+    time::Duration,
+};
 
 use sea_orm::DatabaseConnection;
 use serde_json::{Map, Value};
@@ -68,6 +78,11 @@ pub(crate) struct Broker {
     tokens: Arc<tokens::TokenService>,
     usage: Arc<usage::UsageLedger>,
     connections: Arc<connections::Connections>,
+    proactive: Arc<proactive::Proactive>,
+    replicas: Arc<AtomicU64>,
+    owner: String,
+    db: DatabaseConnection,
+    clock: SharedClock,
 }
 
 impl Broker {
@@ -84,6 +99,11 @@ impl Broker {
         let vault = Arc::new(vault::Vault::new(key));
         let client = Arc::new(provider_client::ProviderClient::new(http));
         let providers = Arc::new(registry::Providers::new(providers));
+        let replicas = Arc::new(AtomicU64::new(1));
+        let gates = Arc::new(gates::Gates::new(providers.all(), replicas.clone()));
+        let schedule = schedule::Schedule {
+            window_secs: settings.tokens.refresh_window.as_secs() as i64,
+        };
         let refresher = refresh::Refresher {
             db: db.clone(),
             vault: vault.clone(),
@@ -93,6 +113,8 @@ impl Broker {
             lease: settings.tokens.refresh_lease,
             max_wait,
             owner: settings.owner.clone(),
+            schedule,
+            gates: gates.clone(),
         };
         let tokens = Arc::new(tokens::TokenService::new(
             db.clone(),
@@ -107,6 +129,7 @@ impl Broker {
             client: client.clone(),
             tokens: tokens.clone(),
             clock: clock.clone(),
+            schedule,
         };
         let connector = Arc::new(connect::Connector {
             db: db.clone(),
@@ -132,17 +155,31 @@ impl Broker {
             max_wait,
         });
         let connections = Arc::new(connections::Connections {
-            db,
+            db: db.clone(),
             tokens: tokens.clone(),
             client,
+            providers: providers.clone(),
+            clock: clock.clone(),
+        });
+        let proactive = Arc::new(proactive::Proactive {
+            db: db.clone(),
+            tokens: tokens.clone(),
             providers,
-            clock,
+            gates,
+            schedule,
+            clock: clock.clone(),
+            claim: lease,
         });
         Self {
             connector,
             tokens,
             usage,
             connections,
+            proactive,
+            replicas,
+            owner: settings.owner,
+            db,
+            clock,
         }
     }
 
@@ -231,8 +268,32 @@ impl Broker {
         self.connections.revoke(caller, id).await
     }
 
-    /// One pass of the background refresher; returns how many it renewed.
-    pub(crate) async fn refresh_expiring(&self) -> Result<usize> {
-        self.tokens.refresh_expiring().await
+    /// One pass of the background refresher, taking what the rate allows
+    /// within `horizon`: how many refreshes it started, and whether more
+    /// were due than it could take.
+    pub(crate) async fn background_pass(&self, horizon: Duration) -> Result<(usize, bool)> {
+        self.proactive.pass(horizon).await
+    }
+
+    /// Publishes the due-queue depth per provider.
+    pub(crate) async fn sample_due_depth(&self) {
+        self.proactive.sample_depth().await;
+    }
+
+    /// Keeps the live replica count (for rate-limit shares) current; runs
+    /// until the process exits.
+    pub(crate) async fn count_replicas(&self) {
+        replicas::keep_count(
+            self.db.clone(),
+            self.owner.clone(),
+            self.clock.clone(),
+            self.replicas.clone(),
+        )
+        .await;
+    }
+
+    /// Leaves the replica count at a clean exit.
+    pub(crate) async fn leave(&self) {
+        replicas::leave(&self.db, &self.owner, &self.clock).await;
     }
 }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     domain::{ClientSecret, ProviderId, RedirectUri},
-    providers::{Environment, Profile, ProviderKind, ProviderSetting},
+    providers::{Environment, Profile, ProviderKind, ProviderSetting, RefreshLimits},
     secret::Secret,
 };
 use raw::{RawConfig, RawProvider};
@@ -369,7 +369,7 @@ impl Settings {
 
         let tokens = TokenSettings {
             refresh_window: Duration::from_secs(raw.refresh_window_secs.unwrap_or(300)),
-            refresh_interval: match raw.refresh_interval_secs.unwrap_or(30) {
+            refresh_interval: match raw.refresh_interval_secs.unwrap_or(1) {
                 0 => None,
                 secs => Some(Duration::from_secs(secs)),
             },
@@ -431,6 +431,7 @@ fn resolve_provider(
     if !valid_name(id, 64) {
         return Err("<id>: a provider id is 1 to 64 characters of a-z A-Z 0-9 . _ -".into());
     }
+    let refresh = refresh_limits(&raw)?;
     let kind = raw
         .kind
         .ok_or("kind: required (ares, aries, askara, arterra or oauth2)")?;
@@ -511,6 +512,31 @@ fn resolve_provider(
             .map(RedirectUri::trusted)
             .collect(),
         allow_password_grant,
+        refresh,
+    })
+}
+
+/// `refresh_concurrency`, `refresh_rate_per_sec`, `refresh_token_max_idle_secs`.
+fn refresh_limits(raw: &RawProvider) -> Result<RefreshLimits, String> {
+    let defaults = RefreshLimits::default();
+    let concurrency = raw.refresh_concurrency.unwrap_or(defaults.concurrency);
+    if !(1..=1024).contains(&concurrency) {
+        return Err("refresh_concurrency: must be between 1 and 1024".into());
+    }
+    let rate_per_sec = raw.refresh_rate_per_sec;
+    if rate_per_sec.is_some_and(|r| !(0.01..=100_000.0).contains(&r)) {
+        return Err("refresh_rate_per_sec: must be between 0.01 and 100000".into());
+    }
+    let max_idle_secs = raw.refresh_token_max_idle_secs;
+    if max_idle_secs.is_some_and(|s| !(60..=366 * 86_400).contains(&s)) {
+        return Err(
+            "refresh_token_max_idle_secs: must be between 60 and 31622400 (366 days)".into(),
+        );
+    }
+    Ok(RefreshLimits {
+        concurrency,
+        rate_per_sec,
+        max_idle_secs: max_idle_secs.map(|s| s as i64),
     })
 }
 

@@ -7,6 +7,7 @@ pub(crate) mod authorize;
 pub(crate) mod callback;
 pub(crate) mod expiry;
 pub(crate) mod refresh;
+pub(crate) mod schedule;
 pub(crate) mod state;
 pub(crate) mod token_request;
 pub(crate) mod token_response;

@@ -26,6 +26,31 @@ pub struct ProviderSetting {
     pub(crate) redirect_uris: Vec<RedirectUri>,
     /// Whether SignInWithPassword may use the password grant.
     pub(crate) allow_password_grant: bool,
+    /// How hard the background refresher may press this provider.
+    pub(crate) refresh: RefreshLimits,
+}
+
+/// Per-provider bounds on refreshing, from `[providers.<id>]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RefreshLimits {
+    /// Background refreshes in flight at once, per replica.
+    pub(crate) concurrency: usize,
+    /// Refresh requests per second across all replicas, background and on
+    /// demand together; `None` for no limit.
+    pub(crate) rate_per_sec: Option<f64>,
+    /// Renew a connection at least this often even when its access token
+    /// lives longer (providers that expire unused refresh tokens).
+    pub(crate) max_idle_secs: Option<i64>,
+}
+
+impl Default for RefreshLimits {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            rate_per_sec: None,
+            max_idle_secs: None,
+        }
+    }
 }
 
 /// Which built-in profile a configured provider starts from.

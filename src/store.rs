@@ -4,6 +4,8 @@
 
 pub(crate) mod connections;
 mod entity;
+pub(crate) mod replicas;
+pub(crate) mod schedule;
 pub(crate) mod states;
 pub(crate) mod usage;
 

@@ -8,6 +8,7 @@ mod m20261125_000001_create_tables;
 mod m20261125_000002_refresh_lease;
 mod m20261202_000003_refresh_attempts;
 mod m20261202_000004_usage_claims;
+mod m20261202_000005_refresh_schedule;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_refresh_lease::Migration),
             Box::new(m20261202_000003_refresh_attempts::Migration),
             Box::new(m20261202_000004_usage_claims::Migration),
+            Box::new(m20261202_000005_refresh_schedule::Migration),
         ]
     }
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
 
-use super::{provider_client::ProviderClient, status, tokens::TokenService, vault::Vault};
+use super::{
+    provider_client::ProviderClient, schedule::Schedule, status, tokens::TokenService, vault::Vault,
+};
 use crate::{
     clock::SharedClock,
     domain::{Caller, Connection, ConnectionId, ConnectionStatus, RedirectUri, Scopes, Subject},
@@ -24,6 +26,7 @@ pub(crate) struct Accounts {
     pub(crate) client: Arc<ProviderClient>,
     pub(crate) tokens: Arc<TokenService>,
     pub(crate) clock: SharedClock,
+    pub(crate) schedule: Schedule,
 }
 
 /// Who the tokens are for.
@@ -89,9 +92,10 @@ impl Accounts {
             )
             .await?
             {
-                let write = self
+                let mut write = self
                     .vault
                     .seal_tokens(existing.id, &tokens, None, lifetime, now);
+                self.schedule.stamp(provider, now, &mut write);
                 if connections::write_tokens(
                     &self.db,
                     existing.id,
@@ -127,9 +131,10 @@ impl Accounts {
                 created_at: now,
                 updated_at: now,
             };
-            let write = self
+            let mut write = self
                 .vault
                 .seal_tokens(connection.id, &tokens, None, lifetime, now);
+            self.schedule.stamp(provider, now, &mut write);
             let expires_at = write.expires_at;
             match connections::insert(&self.db, &connection, write).await {
                 Ok(()) => {

@@ -20,14 +20,15 @@ use std::{future::Future, sync::Arc, time::Duration};
 use sea_orm::DatabaseConnection;
 
 use super::{
-    heartbeat, provider_client::ProviderClient, registry::Providers, status, vault::Vault,
+    gates::Gates, heartbeat, provider_client::ProviderClient, registry::Providers,
+    schedule::Schedule, status, vault::Vault,
 };
 use crate::{
     clock::SharedClock,
     domain::{Caller, ConnectionId, ConnectionStatus, ServedToken},
     error::{Error, Result, Step},
     flow::{
-        TokenSet,
+        ProviderFailure, TokenSet,
         refresh::{self, AfterFailure, Plan, RefreshAsk, WithoutRefreshToken},
     },
     providers::ProviderSetting,
@@ -51,6 +52,10 @@ pub(crate) struct Refresher {
     pub(crate) max_wait: Duration,
     /// This process's name on the leases it takes.
     pub(crate) owner: String,
+    /// When written tokens come due for the background refresher.
+    pub(crate) schedule: Schedule,
+    /// Each provider's rate limit and 429 pause.
+    pub(crate) gates: Arc<Gates>,
 }
 
 impl Refresher {
@@ -70,7 +75,9 @@ impl Refresher {
                 .clone()
                 .filter(|holder| refresh::earlier_incarnation(holder, &self.owner));
             row.snapshot.holder_dead = dead_holder.is_some();
-            let waited_out = self.clock.now_millis() >= deadline_ms;
+            // The background refresher never waits: a live holder is already
+            // renewing the connection.
+            let waited_out = ask.background || self.clock.now_millis() >= deadline_ms;
             let now = self.clock.now();
             match refresh::plan(now, row.snapshot, ask, waited_out) {
                 Plan::Serve => return self.open_row(&row),
@@ -105,7 +112,7 @@ impl Refresher {
                     }
                     let result = match self.providers.stored(&row.connection.provider) {
                         Ok(provider) => {
-                            self.holding_lease(&provider, row, interrupted_at, ask.force)
+                            self.holding_lease(&provider, row, interrupted_at, ask)
                                 .await
                         }
                         Err(e) => Err(e),
@@ -147,8 +154,9 @@ impl Refresher {
         provider: &ProviderSetting,
         row: TokenRow,
         interrupted_at: Option<i64>,
-        force: bool,
+        ask: RefreshAsk,
     ) -> Result<ServedToken> {
+        let force = ask.force;
         let id = row.connection.id;
         let Some(sealed_refresh) = row.refresh_token.clone() else {
             let now = self.clock.now();
@@ -168,12 +176,34 @@ impl Refresher {
             };
         };
         let refresh_token = self.vault.open_refresh(id, &sealed_refresh)?;
-        // From here a crash may lose a rotation: say so on the row first.
-        connections::mark_sent(&self.db, id, &self.owner, self.clock.now()).await?;
-        let call = self
-            .client
-            .refresh(provider, &refresh_token, &row.connection.redirect_uri);
-        let answer = self.with_heartbeat(id, call).await;
+        let gate = self.gates.of(&provider.id);
+        let attempt = async {
+            // The provider's rate limit, shared with the background
+            // refresher (which took its slot before it claimed the row).
+            if let Some(gate) = gate.as_deref().filter(|_| !ask.background)
+                && let Err(held_back) = gate.admit(self.clock.now_millis(), self.max_wait).await
+            {
+                return Ok(Err(held_back));
+            }
+            // From here a crash may lose a rotation: say so on the row first.
+            connections::mark_sent(&self.db, id, &self.owner, self.clock.now()).await?;
+            Ok::<_, Error>(
+                self.client
+                    .refresh(provider, &refresh_token, &row.connection.redirect_uri)
+                    .await,
+            )
+        };
+        let answer = self.with_heartbeat(id, attempt).await?;
+        if let (Err(failure), Some(gate)) = (&answer, &gate)
+            && failure.http_status() == Some(429)
+        {
+            let retry_after = match failure {
+                ProviderFailure::Unavailable { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            gate.pause(self.clock.now_millis(), retry_after);
+            tracing::warn!(provider = %provider.id, ?retry_after, "the provider answered 429: refreshes paused");
+        }
         let failure = match answer {
             Ok(tokens) => {
                 telemetry::metrics::refresh("success");
@@ -241,9 +271,10 @@ impl Refresher {
         let id = row.connection.id;
         let now = self.clock.now();
         let lifetime = provider.profile.default_token_lifetime_secs;
-        let write = self
+        let mut write = self
             .vault
             .seal_tokens(id, &tokens, Some(sealed_refresh), lifetime, now);
+        self.schedule.stamp(provider, now, &mut write);
         let expires_at = write.expires_at;
         let scopes = tokens
             .scope

@@ -24,6 +24,11 @@ impl Providers {
         )
     }
 
+    /// Every configured provider.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<ProviderSetting>> {
+        self.0.values()
+    }
+
     /// The provider a request names.
     pub(crate) fn requested(&self, id: &ProviderId) -> Result<Arc<ProviderSetting>> {
         self.0

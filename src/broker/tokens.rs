@@ -14,13 +14,10 @@ use crate::{
     config::TokenSettings,
     domain::{Caller, ConnectionId, ConnectionStatus, ServedToken},
     error::{Error, Result},
-    flow::{self, Freshness, expiry::due_for_proactive_refresh, refresh::RefreshAsk},
+    flow::{self, Freshness, refresh::RefreshAsk},
     store::connections,
     telemetry::{self, metrics::metrics},
 };
-
-/// Most connections one background pass renews.
-const BACKGROUND_BATCH: u64 = 200;
 
 /// Hands out valid access tokens.
 pub(crate) struct TokenService {
@@ -103,6 +100,7 @@ impl TokenService {
             force,
             seen_version: None,
             cooldown_secs: self.settings.refresh_cooldown.as_secs() as i64,
+            background: false,
         };
         self.bounded(id, wait, self.refresh_shared(caller, id, ask))
             .await
@@ -169,7 +167,7 @@ impl TokenService {
 
     /// Refreshes connection `id` once for every concurrent call of `caller`
     /// in this process, and keeps the cache in step with the outcome.
-    async fn refresh_shared(
+    pub(crate) async fn refresh_shared(
         &self,
         caller: &Caller,
         id: ConnectionId,
@@ -200,34 +198,5 @@ impl TokenService {
     /// Forgets what the cache holds for `id`: its tokens or status changed here.
     pub(crate) fn forget(&self, id: ConnectionId) {
         self.cache.remove(id);
-    }
-
-    /// One pass of the background refresher: renews active connections whose
-    /// token expires within the window, so callers rarely wait. Returns how
-    /// many it refreshed.
-    pub(crate) async fn refresh_expiring(&self) -> Result<usize> {
-        let window = self.settings.refresh_window.as_secs() as i64;
-        let now = self.clock.now();
-        let rows = connections::expiring(&self.db, now + window, BACKGROUND_BATCH).await?;
-        let mut refreshed = 0;
-        for row in rows {
-            if !due_for_proactive_refresh(now, row.expires_at, row.updated_at, window) {
-                continue;
-            }
-            let ask = RefreshAsk {
-                min_valid_secs: row.expires_at - now + 1,
-                force: false,
-                seen_version: Some(row.version),
-                cooldown_secs: 0,
-            };
-            match self.refresh_shared(&row.caller, row.id, ask).await {
-                Ok(token) if token.expires_at > row.expires_at => refreshed += 1,
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(connection_id = %row.id, error = %e, "background refresh failed")
-                }
-            }
-        }
-        Ok(refreshed)
     }
 }

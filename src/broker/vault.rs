@@ -53,6 +53,8 @@ impl Vault {
             token_type: tokens.token_type.clone(),
             expires_at: expiry::expires_at(now, tokens.expires_in, default_lifetime_secs),
             key_id: self.key.id().to_owned(),
+            // Stamped by the caller, which knows the provider's cadence.
+            refresh_due_at: None,
         }
     }
 

@@ -71,6 +71,9 @@ pub(super) struct RawProvider {
     #[serde(default)]
     pub(super) redirect_uris: Vec<String>,
     pub(super) allow_password_grant: Option<bool>,
+    pub(super) refresh_concurrency: Option<usize>,
+    pub(super) refresh_rate_per_sec: Option<f64>,
+    pub(super) refresh_token_max_idle_secs: Option<u64>,
     pub(super) authorize_url: Option<String>,
     pub(super) token_url: Option<String>,
     pub(super) userinfo_url: Option<String>,

@@ -229,3 +229,37 @@ fn database_passwords_never_show() {
     );
     assert!(!redact_database_url("postgres://app:pa55word@db:bad/ab").contains("pa55word"));
 }
+
+#[test]
+fn refresh_limits_per_provider() {
+    let s = load(ARES, &[]).expect("valid");
+    assert_eq!(s.providers["ares"].refresh, RefreshLimits::default());
+    assert_eq!(s.tokens.refresh_interval, Some(Duration::from_secs(1)));
+    let s = load(
+        &format!(
+            "{ARES}refresh_concurrency = 4\nrefresh_rate_per_sec = 2.5\nrefresh_token_max_idle_secs = 86400\n"
+        ),
+        &[],
+    )
+    .expect("valid");
+    assert_eq!(
+        s.providers["ares"].refresh,
+        RefreshLimits {
+            concurrency: 4,
+            rate_per_sec: Some(2.5),
+            max_idle_secs: Some(86_400),
+        }
+    );
+    for (line, named) in [
+        ("refresh_concurrency = 0", "refresh_concurrency"),
+        ("refresh_rate_per_sec = 0.0", "refresh_rate_per_sec"),
+        ("refresh_rate_per_sec = nan", "refresh_rate_per_sec"),
+        (
+            "refresh_token_max_idle_secs = 5",
+            "refresh_token_max_idle_secs",
+        ),
+    ] {
+        let e = load(&format!("{ARES}{line}\n"), &[]).expect_err(line);
+        assert!(e.contains(named), "{line}: {e}");
+    }
+}

@@ -54,34 +54,3 @@ mod tests {
         assert_eq!(expires_at(1000, None, 3600), 4600);
     }
 }
-
-/// Whether the background refresher should renew a token now: it expires
-/// within `window`, and has used at least half its life (so a provider whose
-/// tokens live shorter than the window is not refreshed on every pass).
-pub(crate) fn due_for_proactive_refresh(
-    now: i64,
-    expires_at: i64,
-    issued_at: i64,
-    window: i64,
-) -> bool {
-    let remaining = expires_at - now;
-    let lifetime = (expires_at - issued_at).max(1);
-    remaining < window && remaining * 2 < lifetime
-}
-
-#[cfg(test)]
-mod proactive_tests {
-    use super::due_for_proactive_refresh as due;
-
-    #[test]
-    fn proactive_refresh_decisions() {
-        // One-hour token, five-minute window.
-        assert!(!due(1000, 1000 + 3600, 1000, 300));
-        assert!(due(1000, 1000 + 200, 1000 + 200 - 3600, 300));
-        // A 60 s token with a 300 s window: only past half its life.
-        assert!(!due(1000, 1040, 980, 300));
-        assert!(due(1000, 1020, 960, 300));
-        // Already expired.
-        assert!(due(1000, 990, 0, 300));
-    }
-}

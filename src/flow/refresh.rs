@@ -55,6 +55,9 @@ pub(crate) struct RefreshAsk {
     /// A token issued this recently is the freshest there is: a forced
     /// refresh, or one for more than any token lives, serves it instead.
     pub(crate) cooldown_secs: i64,
+    /// The background refresher's: it never waits for another holder (who
+    /// is renewing the connection already), and its rate slot is taken.
+    pub(crate) background: bool,
 }
 
 /// The next step before any provider call.
@@ -206,6 +209,7 @@ mod tests {
 
     fn ask(min_valid_secs: i64, force: bool, seen_version: Option<i64>) -> RefreshAsk {
         RefreshAsk {
+            background: false,
             min_valid_secs,
             force,
             seen_version,

@@ -32,6 +32,9 @@ pub(crate) struct TokenWrite {
     pub(crate) expires_at: i64,
     /// Key id used to seal.
     pub(crate) key_id: String,
+    /// When the background refresher should renew them (see
+    /// `flow::schedule`); `None` when it cannot.
+    pub(crate) refresh_due_at: Option<i64>,
 }
 
 /// A connection with what refreshing it needs: its sealed tokens, version
@@ -55,7 +58,7 @@ pub(crate) struct TokenRow {
 
 /// A stored id; only [`ConnectionId`] ever writes one, so a foreign value is
 /// corrupt data, reported as a database error rather than a panic.
-fn stored_id(text: &str) -> DbResult<ConnectionId> {
+pub(super) fn stored_id(text: &str) -> DbResult<ConnectionId> {
     ConnectionId::parse(text)
         .map_err(|_| sea_orm::DbErr::Type(format!("stored connection id {text:?} is not a UUID")))
 }
@@ -269,6 +272,7 @@ pub(crate) async fn insert(
         refresh_started_at: None,
         refresh_sent_at: None,
         refresh_interrupted_at: None,
+        refresh_due_at: tokens.refresh_due_at,
         created_at: connection.created_at,
         updated_at: connection.updated_at,
     };
@@ -300,6 +304,7 @@ pub(crate) async fn write_tokens(
         .col_expr(Column::TokenType, Expr::value(tokens.token_type))
         .col_expr(Column::AccessTokenExpiresAt, Expr::value(tokens.expires_at))
         .col_expr(Column::KeyId, Expr::value(tokens.key_id))
+        .col_expr(Column::RefreshDueAt, Expr::value(tokens.refresh_due_at))
         .col_expr(
             Column::Status,
             Expr::value(ConnectionStatus::Active.as_str()),
@@ -339,6 +344,10 @@ pub(crate) async fn set_status(
         .col_expr(Column::Version, Expr::value(expected_version + 1))
         .col_expr(Column::UpdatedAt, Expr::value(now));
     update = without_lease(update);
+    if new_status != ConnectionStatus::Active {
+        // Nothing to renew until the user connects again.
+        update = update.col_expr(Column::RefreshDueAt, Expr::value(Option::<i64>::None));
+    }
     if new_status == ConnectionStatus::Revoked {
         update = update
             .col_expr(Column::AccessToken, Expr::value(Option::<String>::None))
@@ -488,49 +497,6 @@ pub(crate) async fn lapse_all_leases(db: &DatabaseConnection) -> DbResult<u64> {
         .exec(db)
         .await?
         .rows_affected)
-}
-
-/// An active connection nearing expiry, as the background refresher sees it.
-pub(crate) struct Expiring {
-    /// The connection.
-    pub(crate) id: ConnectionId,
-    /// Its caller.
-    pub(crate) caller: Caller,
-    /// Its version when read.
-    pub(crate) version: i64,
-    /// Its token's expiry.
-    pub(crate) expires_at: i64,
-    /// When its tokens were last written (about when they were issued).
-    pub(crate) updated_at: i64,
-}
-
-/// Active connections with a refresh token whose access token expires before
-/// `before`, soonest first.
-pub(crate) async fn expiring(
-    db: &DatabaseConnection,
-    before: i64,
-    limit: u64,
-) -> DbResult<Vec<Expiring>> {
-    let rows = Entity::find()
-        .filter(Column::Status.eq(ConnectionStatus::Active.as_str()))
-        .filter(Column::RefreshToken.is_not_null())
-        .filter(Column::AccessTokenExpiresAt.lt(before))
-        .order_by_asc(Column::AccessTokenExpiresAt)
-        .limit(limit)
-        .all(db)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|row| {
-            Some(Expiring {
-                id: stored_id(&row.id).ok()?,
-                caller: Caller::trusted(row.caller),
-                version: row.version,
-                expires_at: row.access_token_expires_at?,
-                updated_at: row.updated_at,
-            })
-        })
-        .collect())
 }
 
 /// Whether any connection holds sealed tokens (used to refuse generating a

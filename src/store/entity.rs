@@ -2,4 +2,5 @@
 
 pub(crate) mod auth_state;
 pub(crate) mod connection;
+pub(crate) mod replica;
 pub(crate) mod usage_record;

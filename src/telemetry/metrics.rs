@@ -1,9 +1,12 @@
 //! The service's metrics. Instruments are created once, after the meter
 //! provider is installed; before that (or without export) they are no-ops.
 
-use std::sync::{
-    OnceLock,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use opentelemetry::{
@@ -23,9 +26,19 @@ pub struct Metrics {
     pub cache_lookups: Counter<u64>,
     /// `authbroker.connection.status_changes`, by `to`.
     pub status_changes: Counter<u64>,
+    /// `authbroker.refresh.background`, by `provider` and `outcome` (renewed,
+    /// busy, failed, needs_reauth, gone, rescheduled).
+    pub background_refreshes: Counter<u64>,
+    /// `authbroker.refresh.lateness` (s), by `provider`: how long after its
+    /// due instant a connection was claimed for a background refresh.
+    pub refresh_lateness: Histogram<f64>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// Connections due for a background refresh, by provider, as last counted;
+/// read by an observable gauge.
+static DUE: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
 
 /// Connections by status, as last counted; read by an observable gauge.
 static CONNECTIONS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
@@ -52,6 +65,16 @@ pub fn metrics() -> &'static Metrics {
                 }
             })
             .build();
+        meter
+            .u64_observable_gauge("authbroker.refresh.due")
+            .with_description("Connections due for a background refresh, by provider")
+            .with_callback(|observer| {
+                let due = DUE.lock().unwrap_or_else(|e| e.into_inner());
+                for (provider, n) in due.iter() {
+                    observer.observe(*n, &[KeyValue::new("provider", provider.clone())]);
+                }
+            })
+            .build();
         Metrics {
             rpc_duration: meter
                 .f64_histogram("authbroker.rpc.duration")
@@ -75,6 +98,15 @@ pub fn metrics() -> &'static Metrics {
                 .u64_counter("authbroker.connection.status_changes")
                 .with_description("Connection status changes by new status")
                 .build(),
+            background_refreshes: meter
+                .u64_counter("authbroker.refresh.background")
+                .with_description("Background refreshes by provider and outcome")
+                .build(),
+            refresh_lateness: meter
+                .f64_histogram("authbroker.refresh.lateness")
+                .with_unit("s")
+                .with_description("How late after its due instant a background refresh was claimed")
+                .build(),
         }
     })
 }
@@ -91,4 +123,32 @@ pub fn refresh(outcome: &'static str) {
     metrics()
         .refreshes
         .add(1, &[KeyValue::new("outcome", outcome)]);
+}
+
+/// Counts one background refresh outcome for `provider`.
+pub fn proactive(provider: &str, outcome: &'static str) {
+    metrics().background_refreshes.add(
+        1,
+        &[
+            KeyValue::new("provider", provider.to_owned()),
+            KeyValue::new("outcome", outcome),
+        ],
+    );
+}
+
+/// Records how late (s) a background refresh of `provider` was claimed.
+pub fn refresh_lateness(provider: &str, late_secs: i64) {
+    metrics().refresh_lateness.record(
+        late_secs as f64,
+        &[KeyValue::new("provider", provider.to_owned())],
+    );
+}
+
+/// Replaces the due-queue depths (providers not listed have none due).
+pub fn set_due_depth(rows: Vec<(String, u64)>) {
+    let mut due = DUE.lock().unwrap_or_else(|e| e.into_inner());
+    for n in due.values_mut() {
+        *n = 0;
+    }
+    due.extend(rows);
 }

@@ -347,7 +347,8 @@ async fn lock_contention_is_its_own_error(backend: Backend) {
 
 async fn the_background_refresher_renews_tokens_before_callers_ask(backend: Backend) {
     let options = Options {
-        extra_config: "refresh_interval_secs = 1\nrefresh_window_secs = 300".into(),
+        extra_config: "refresh_window_secs = 300".into(),
+        background_refresh_secs: 1,
         ..Options::default()
     };
     let app = InProcessApp::spawn(backend, options).await;

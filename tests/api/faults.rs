@@ -65,7 +65,10 @@ async fn refresh_faults_are_unavailable_and_keep_the_connection(backend: Backend
     let conn = connect_via(&mut client, &app.fakes.ares, request, USER).await;
     // The stored token is dead by the time the faults begin: nothing to fall back on.
     app.clock.advance(std::time::Duration::from_secs(3_601));
-    for (fault, needle) in faults() {
+    // The 429 last: it pauses every later refresh (tested below).
+    let mut faults = faults();
+    faults.sort_by_key(|(f, _)| matches!(f, Fault::TooManyRequests { .. }));
+    for (fault, needle) in faults {
         app.fakes.ares.set_fault(fault.clone());
         let before = app.fakes.ares.token_requests("refresh_token");
         assert_status(
@@ -90,6 +93,16 @@ async fn refresh_faults_are_unavailable_and_keep_the_connection(backend: Backend
         pb::ConnectionStatus::Active,
         "a failing provider is not a revoked grant"
     );
+    // The 429 paused refreshes to this provider for its Retry-After: none is
+    // sent until then, and the caller learns how long is left.
+    let before = app.fakes.ares.token_requests("refresh_token");
+    assert_status(
+        token(&mut client, &conn.id, 60).await,
+        Code::Unavailable,
+        "asked to be left alone (429)",
+    );
+    assert_eq!(app.fakes.ares.token_requests("refresh_token"), before);
+    app.clock.advance(std::time::Duration::from_secs(8));
     token(&mut client, &conn.id, 60)
         .await
         .expect("refresh once the provider is back");

@@ -60,6 +60,12 @@ pub struct Options {
     /// `force_refresh_cooldown_secs`: 0 by default here, so tests may force
     /// refreshes back to back; the cooldown has tests of its own.
     pub refresh_cooldown_secs: u64,
+    /// `refresh_interval_secs`: 0 (no background refresher) by default here,
+    /// so the background refresher never adds to the provider calls a test
+    /// counts; its own tests turn it on.
+    pub background_refresh_secs: u64,
+    /// TOML added to one generated provider section, by provider id.
+    pub provider_config: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -72,6 +78,8 @@ impl Default for Options {
             database_port: None,
             env: Vec::new(),
             refresh_cooldown_secs: 0,
+            background_refresh_secs: 0,
+            provider_config: Vec::new(),
         }
     }
 }
@@ -341,13 +349,14 @@ pub fn config_toml(fakes: &Fakes, db: &TestDb, options: &Options) -> String {
         .unwrap_or_default();
     let mut toml = format!(
         "listen = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\nlog_format = \"json\"\n{key}\
-         force_refresh_cooldown_secs = {}\n{}\n\
+         force_refresh_cooldown_secs = {}\nrefresh_interval_secs = {}\n{}\n\
          [http]\nconnect_timeout_ms = 1000\ntimeout_ms = {}\n",
         match options.database_port {
             Some(port) => db.url.replace(":5432/", &format!(":{port}/")),
             None => db.url.clone(),
         },
         options.refresh_cooldown_secs,
+        options.background_refresh_secs,
         options.extra_config,
         options.http_timeout_ms,
     );
@@ -393,6 +402,9 @@ pub fn config_toml(fakes: &Fakes, db: &TestDb, options: &Options) -> String {
         }
         if let Some(url) = fake.usage_url() {
             toml += &format!("usage_url = \"{url}\"\n");
+        }
+        for (_, extra) in options.provider_config.iter().filter(|(p, _)| *p == id) {
+            toml += &format!("{extra}\n");
         }
     }
     toml + &options

@@ -32,6 +32,7 @@ fn postgres_availability() {
     }
 }
 
+mod background;
 mod bad_input;
 mod cluster;
 mod collector;

@@ -25,11 +25,23 @@ async fn spans_and_metrics_reach_the_collector(backend: Backend) {
             ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
             ("OTEL_SERVICE_NAME".into(), "authbroker-test".into()),
         ],
+        background_refresh_secs: 1,
         ..Options::default()
     };
     let app = TestApp::spawn_with(backend, options).await;
     let mut client = app.billing().await;
+    // A 4 s token, renewed in the background past half its life.
+    app.fakes.askara.set_token_lifetime(Some(4));
+    connect(&app, &mut client, "askara", "u").await;
     let conn = connect(&app, &mut client, "ares", "u").await;
+    let started = Instant::now();
+    while app.fakes.askara.refreshes_accepted() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no background refresh"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // A caller in the middle of its own trace.
     let mut request = Request::new(pb::GetAccessTokenRequest {
@@ -65,6 +77,9 @@ async fn spans_and_metrics_reach_the_collector(backend: Backend) {
         "authbroker.connection.status_changes",
         "authbroker.connections",
         "authbroker.provider.duration",
+        "authbroker.refresh.background",
+        "authbroker.refresh.due",
+        "authbroker.refresh.lateness",
         "authbroker.refreshes",
         "authbroker.rpc.duration",
         "authbroker.token_cache.lookups",

@@ -48,6 +48,9 @@ pub struct Model {
     /// Unix seconds when an attempt was interrupted after sending; kept until
     /// new tokens are stored.
     pub refresh_interrupted_at: Option<i64>,
+    /// Unix seconds when the background refresher should renew the tokens;
+    /// NULL when nothing can (no refresh token, or not active).
+    pub refresh_due_at: Option<i64>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
