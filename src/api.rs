@@ -87,7 +87,8 @@ impl AuthBroker for Api {
         request: Request<pb::RecordUsageRequest>,
     ) -> RpcResult<pb::RecordUsageResponse> {
         let caller = caller(&request)?;
-        respond(usage::record(&self.broker, &caller, request.into_inner()).await)
+        let wait = deadline::timeout(request.metadata()).map(deadline::wait_budget);
+        respond(usage::record(&self.broker, &caller, request.into_inner(), wait).await)
     }
 
     async fn resolve_usage(

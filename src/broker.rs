@@ -220,13 +220,14 @@ impl Broker {
             .await
     }
 
-    /// RecordUsage.
+    /// RecordUsage; `wait` bounds the call (the caller's deadline).
     pub(crate) async fn record_usage(
         &self,
         caller: &Caller,
         req: UsageRequest,
+        wait: Option<Duration>,
     ) -> Result<UsageOutcome> {
-        self.usage.record(caller, req).await
+        self.usage.record_within(caller, req, wait).await
     }
 
     /// ResolveUsage: `charged` is what the caller verified with the provider.

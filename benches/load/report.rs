@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::stats::Stats;
+use crate::{background::FreshRun, crash::CrashRun, stats::Stats};
 
 /// One measured scenario at one concurrency.
 pub struct Row {
@@ -22,6 +22,10 @@ pub struct Results {
     pub rss: Option<(usize, usize, f64, f64)>,
     /// Start to SERVING on SQLite, ms: first start (migrating), median restart.
     pub startup: Option<(f64, f64)>,
+    /// (7) per backend.
+    pub crash: Vec<CrashRun>,
+    /// (8) and (9) per configuration.
+    pub fresh: Vec<FreshRun>,
 }
 
 pub const EMPTY: &str = "(1) empty RPC (limit)";
@@ -93,6 +97,12 @@ impl Results {
                 out,
                 "Start to SERVING on SQLite: **{restart:.0} ms** (median restart; first start with migrations {first:.0} ms)."
             );
+        }
+        if !self.crash.is_empty() {
+            out.push_str(&crate::crash::table(&self.crash));
+        }
+        if !self.fresh.is_empty() {
+            out.push_str(&crate::background::table(&self.fresh));
         }
         out
     }
@@ -167,6 +177,32 @@ impl Results {
             out.push((
                 format!("start to SERVING < 300 ms on SQLite: {restart:.0} ms"),
                 restart < 300.0,
+            ));
+        }
+        for run in &self.crash {
+            out.push((
+                format!(
+                    "(7) crash recovery on {} within {:.0} s: worst {:.2} s",
+                    run.backend.name(),
+                    run.limit(),
+                    run.worst()
+                ),
+                run.worst() <= run.limit(),
+            ));
+        }
+        for run in &self.fresh {
+            out.push((
+                format!(
+                    "(8) {}: {} connections kept fresh ({:.2}x the limit of {:.0}/s; short {}, waited {}, re-presented {})",
+                    run.shape.label,
+                    run.connections,
+                    run.ratio(),
+                    run.shape.limit(),
+                    run.stale_max,
+                    run.waited,
+                    run.represented
+                ),
+                run.kept_fresh(),
             ));
         }
         out

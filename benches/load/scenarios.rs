@@ -76,7 +76,7 @@ pub async fn connect_many(client: &Client, fake: &FakeProvider, n: usize) -> Vec
     ids
 }
 
-async fn connect_one(client: &Client, fake: &FakeProvider, subject: &str) -> Option<String> {
+pub async fn connect_one(client: &Client, fake: &FakeProvider, subject: &str) -> Option<String> {
     let mut c = client.clone();
     let begun = c.begin_auth(begin(subject)).await.ok()?.into_inner();
     let params = fake.approve(&begun.authorization_url, USER).await;

@@ -120,16 +120,33 @@ pub struct Server {
 impl Server {
     /// Starts the binary and waits until its health check answers SERVING.
     pub async fn start(db: &BenchDb, ares: Option<&FakeProvider>, extra: &str) -> Server {
+        Self::start_configured(db, ares, extra, "").await
+    }
+
+    /// Like `start`, with `provider_extra` added to the ARES provider section.
+    pub async fn start_configured(
+        db: &BenchDb,
+        ares: Option<&FakeProvider>,
+        extra: &str,
+        provider_extra: &str,
+    ) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
+        // No background refresher unless `extra` turns it on: it would add
+        // provider calls to the scenarios that measure callers' paths.
+        let extra = if extra.contains("refresh_interval_secs") {
+            extra.to_owned()
+        } else {
+            format!("refresh_interval_secs = 0\n{extra}")
+        };
         let mut config = format!(
             "listen = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\nencryption_key = \"{}\"\nlog_format = \"json\"\n\
-             refresh_interval_secs = 0\n{extra}\n[[callers]]\nname = \"bench\"\ntoken = \"{CALLER_TOKEN}\"\n",
+             {extra}\n[[callers]]\nname = \"bench\"\ntoken = \"{CALLER_TOKEN}\"\n",
             db.url, db.key
         );
         if let Some(fake) = ares {
             config += &format!(
                 "[providers.ares]\nkind = \"ares\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nredirect_uris = [\"{CALLBACK}\"]\n\
-                 authorize_url = \"{}\"\ntoken_url = \"{}\"\nuserinfo_url = \"{}\"\nusage_url = \"{}\"\n",
+                 authorize_url = \"{}\"\ntoken_url = \"{}\"\nuserinfo_url = \"{}\"\nusage_url = \"{}\"\n{provider_extra}\n",
                 fake.client_id(),
                 fake.client_secret(),
                 fake.authorize_url(),

@@ -32,10 +32,13 @@ pub(super) async fn resolve(
     })
 }
 
+/// `wait`: how long the call may wait (from its deadline) before answering
+/// USAGE_IN_PROGRESS while the attempt goes on.
 pub(super) async fn record(
     broker: &Broker,
     caller: &Caller,
     req: pb::RecordUsageRequest,
+    wait: Option<std::time::Duration>,
 ) -> Result<pb::RecordUsageResponse> {
     let request = UsageRequest {
         connection_id: validate::connection_id(&req.connection_id)?,
@@ -43,7 +46,7 @@ pub(super) async fn record(
         credits: validate::credits(req.credits)?,
         idempotency_key: validate::idempotency_key(req.idempotency_key)?,
     };
-    let outcome = broker.record_usage(caller, request).await?;
+    let outcome = broker.record_usage(caller, request, wait).await?;
     Ok(pb::RecordUsageResponse {
         usage_id: outcome.usage_id,
         provider_response: Some(convert::json_struct(outcome.provider_response)),

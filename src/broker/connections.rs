@@ -16,7 +16,10 @@ use crate::{
 };
 
 /// How long the token used for a user info call must live.
-const TOKEN_MIN_VALID_SECS: i64 = 30;
+// Enough for one provider call; a 401 still gets one forced refresh and a
+// retry. Not more: a need beyond what a short-lived provider's token gives
+// would renew the connection on every call.
+const TOKEN_MIN_VALID_SECS: i64 = 10;
 
 /// The caller's view of its connections.
 pub(crate) struct Connections {

@@ -94,6 +94,18 @@ impl Gate {
             .fetch_max(now_ms + secs as i64 * 1000, Ordering::Relaxed);
     }
 
+    /// Fails like an unavailable provider while a 429 pause is on (for a
+    /// request whose rate slot was taken before the pause began).
+    pub(crate) fn unpaused(&self, now_ms: i64) -> Result<(), ProviderFailure> {
+        match self.paused(now_ms) {
+            Some(secs) => Err(not_sent(
+                "not sent: the provider asked to be left alone (429)",
+                secs,
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Admits one refresh request at `now_ms`: waits for its rate slot, or
     /// fails like an unavailable provider (never sent, so safe to retry)
     /// while paused or when no slot frees within `max_wait`.
@@ -102,12 +114,7 @@ impl Gate {
         now_ms: i64,
         max_wait: Duration,
     ) -> Result<(), ProviderFailure> {
-        if let Some(secs) = self.paused(now_ms) {
-            return Err(not_sent(
-                "not sent: the provider asked to be left alone (429)",
-                secs,
-            ));
-        }
+        self.unpaused(now_ms)?;
         match self.reserve(now_ms, max_wait) {
             Some(wait) if wait.is_zero() => Ok(()),
             Some(wait) => {

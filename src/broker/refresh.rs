@@ -179,11 +179,18 @@ impl Refresher {
         let gate = self.gates.of(&provider.id);
         let attempt = async {
             // The provider's rate limit, shared with the background
-            // refresher (which took its slot before it claimed the row).
-            if let Some(gate) = gate.as_deref().filter(|_| !ask.background)
-                && let Err(held_back) = gate.admit(self.clock.now_millis(), self.max_wait).await
-            {
-                return Ok(Err(held_back));
+            // refresher (which took its slot before it claimed the row), and
+            // its pause after a 429.
+            if let Some(gate) = gate.as_deref() {
+                let now_ms = self.clock.now_millis();
+                let admitted = if ask.background {
+                    gate.unpaused(now_ms)
+                } else {
+                    gate.admit(now_ms, self.max_wait).await
+                };
+                if let Err(held_back) = admitted {
+                    return Ok(Err(held_back));
+                }
             }
             // From here a crash may lose a rotation: say so on the row first.
             connections::mark_sent(&self.db, id, &self.owner, self.clock.now()).await?;

@@ -80,7 +80,9 @@ impl TokenService {
         // A refresh of this connection is already in flight here: join it
         // without touching the database.
         if let Some(follower) = self.flights.joinable(id, caller) {
-            return self.bounded(id, wait, follower.outcome()).await;
+            return self
+                .bounded(caller, id, wait, force, follower.outcome())
+                .await;
         }
         // The cached entry, even past its TTL, may already say the token is
         // too short: then go straight to the refresh, whose leader reads the row.
@@ -102,24 +104,45 @@ impl TokenService {
             cooldown_secs: self.settings.refresh_cooldown.as_secs() as i64,
             background: false,
         };
-        self.bounded(id, wait, self.refresh_shared(caller, id, ask))
-            .await
+        self.bounded(
+            caller,
+            id,
+            wait,
+            force,
+            self.refresh_shared(caller, id, ask),
+        )
+        .await
     }
 
     /// Runs a wait for a refresh for at most the caller's `wait`, or (without
     /// a deadline) a second past the refresher's own bound, which then
-    /// answers first and names the lease holder.
+    /// answers first and names the lease holder. When the refresh is not
+    /// done by nine tenths of that, a stored token that is still valid is
+    /// better than an error (unless the caller forced a refresh): it is
+    /// served with its true expiry, as through a provider outage.
     async fn bounded(
         &self,
+        caller: &Caller,
         id: ConnectionId,
         wait: Option<Duration>,
+        force: bool,
         refresh: impl Future<Output = Result<ServedToken>>,
     ) -> Result<ServedToken> {
         let limit = wait.unwrap_or(self.settings.max_wait + Duration::from_secs(1));
-        match tokio::time::timeout(limit, refresh).await {
+        let (first, rest) = (limit.mul_f64(0.9), limit.mul_f64(0.1));
+        match tokio::time::timeout(first, refresh).await {
             Ok(result) => result,
             Err(_) => {
                 telemetry::metrics::refresh("deadline");
+                if !force {
+                    let still_valid = async {
+                        let now_ms = self.clock.now_millis();
+                        self.stored_token(caller, id, 1, now_ms).await
+                    };
+                    if let Ok(Ok(Some(token))) = tokio::time::timeout(rest, still_valid).await {
+                        return Ok(token);
+                    }
+                }
                 Err(Error::RefreshInProgress { id, holder: None })
             }
         }

@@ -3,7 +3,10 @@
 //! so concurrent duplicates wait for the first attempt instead of calling
 //! again; `flow::usage` decides what rows and answers mean.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
@@ -35,7 +38,10 @@ use crate::{
 /// How often a duplicate looks at the attempt with its key.
 const DUPLICATE_POLL: Duration = Duration::from_millis(25);
 /// How long a GetAccessToken made for a usage call needs the token to live.
-const TOKEN_MIN_VALID_SECS: i64 = 30;
+// Enough for one provider call; a 401 still gets one forced refresh and a
+// retry. Not more: a need beyond what a short-lived provider's token gives
+// would renew the connection on every call.
+const TOKEN_MIN_VALID_SECS: i64 = 10;
 
 /// The usage ledger.
 pub(crate) struct UsageLedger {
@@ -57,12 +63,47 @@ pub(crate) struct UsageLedger {
 }
 
 impl UsageLedger {
-    /// Records usage once per key; see the module comment.
-    pub(crate) async fn record(
+    /// Records usage within the caller's `wait`: past it the call answers
+    /// USAGE_IN_PROGRESS, while the attempt (detached) still settles the
+    /// key, so a retry with the same key replays or waits for it.
+    pub(crate) async fn record_within(
         self: &Arc<Self>,
         caller: &Caller,
         req: UsageRequest,
+        wait: Option<Duration>,
     ) -> Result<UsageOutcome> {
+        let Some(wait) = wait else {
+            return self.record(caller, req, &Mutex::new(None)).await;
+        };
+        let key = req.idempotency_key.clone();
+        let entry = Mutex::new(None);
+        match tokio::time::timeout(wait, self.record(caller, req, &entry)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                let known = entry.lock().unwrap_or_else(|e| e.into_inner()).take();
+                tracing::info!(
+                    idempotency_key = key.as_str(),
+                    usage_id = known.as_deref().unwrap_or_default(),
+                    "usage report still in progress at the caller's deadline"
+                );
+                Err(Error::UsageInProgress {
+                    usage_id: known.unwrap_or_default(),
+                })
+            }
+        }
+    }
+
+    /// Records usage once per key; see the module comment. The ledger id,
+    /// once known, is left in `entry`.
+    async fn record(
+        self: &Arc<Self>,
+        caller: &Caller,
+        req: UsageRequest,
+        entry_id: &Mutex<Option<String>>,
+    ) -> Result<UsageOutcome> {
+        let remember = |id: &str| {
+            *entry_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.to_owned());
+        };
         let hash = req.hash();
         let deadline_ms = self.clock.now_millis() + self.max_wait.as_millis() as i64;
         loop {
@@ -81,10 +122,12 @@ impl UsageLedger {
                     claim: self.claim(),
                 };
                 if usage::claim_new(&self.db, claim).await? {
+                    remember(&id);
                     return self.attempt_detached(caller, &req, provider, id).await;
                 }
                 continue;
             };
+            remember(&entry.id);
             let dead_holder = entry
                 .claim_owner
                 .clone()

@@ -14,6 +14,7 @@ mod arterra;
 mod askara;
 mod authorize;
 mod browser;
+mod chaos;
 mod fault;
 mod profile;
 mod recording;
@@ -24,11 +25,12 @@ mod wire;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use url::Url;
 
+pub use chaos::Chaos;
 use profile::Profile;
 use registry::{Registry, User};
 
@@ -106,6 +108,21 @@ pub struct RecordedRequest {
     pub body: String,
     /// Status answered; 0 while the request is still unanswered (e.g. `Fault::Hang`).
     pub status: u16,
+    /// When the request had arrived (its body read).
+    pub received_at: Instant,
+    /// When the answer left the endpoint; `None` while it is still unanswered.
+    pub answered_at: Option<Instant>,
+}
+
+/// A usage the provider charged (ARES), whether or not its answer reached the client.
+#[derive(Clone, Debug)]
+pub struct Charge {
+    pub user_id: String,
+    /// The request's `usage` label.
+    pub usage: String,
+    pub credits: i64,
+    /// When the credits moved.
+    pub at: Instant,
 }
 
 impl RecordedRequest {
@@ -143,10 +160,12 @@ struct State {
     fault: Fault,
     userinfo_fault: Fault,
     usage_fault: Fault,
+    chaos: Chaos,
     delay: Duration,
     answer_delay: Duration,
     requests: Vec<RecordedRequest>,
     rejections: Vec<String>,
+    charges: Vec<Charge>,
 }
 
 impl Inner {
@@ -185,10 +204,12 @@ impl FakeProvider {
                 fault: Fault::None,
                 userinfo_fault: Fault::None,
                 usage_fault: Fault::None,
+                chaos: Chaos::default(),
                 delay: Duration::ZERO,
                 answer_delay: Duration::ZERO,
                 requests: Vec::new(),
                 rejections: Vec::new(),
+                charges: Vec::new(),
             }),
         });
         let app = kind
@@ -393,6 +414,12 @@ impl FakeProvider {
             .count()
     }
 
+    /// Every usage charged so far, in order: the provider's own ledger, which also holds charges
+    /// whose answer never left (the client went away while it was delayed).
+    pub fn charges(&self) -> Vec<Charge> {
+        self.inner.lock().charges.clone()
+    }
+
     /// Why each rejected request was rejected, as "METHOD /path: reason".
     pub fn rejections(&self) -> Vec<String> {
         self.inner.lock().rejections.clone()
@@ -406,6 +433,11 @@ impl FakeProvider {
     /// The refresh token issued most recently (for Aries, which does not rotate, the flow's one).
     pub fn last_refresh_token(&self) -> Option<String> {
         self.inner.lock().registry.last_refresh_token.clone()
+    }
+
+    /// The user a refresh token was issued to, rotated out or not; `None` for a token never issued.
+    pub fn refresh_token_user(&self, refresh_token: &str) -> Option<String> {
+        self.inner.lock().registry.refresh_token_user(refresh_token)
     }
 
     fn profile(&self) -> &'static Profile {

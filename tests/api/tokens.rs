@@ -178,7 +178,51 @@ async fn a_just_issued_token_is_not_rotated_again(backend: Backend) {
     app.stop().await;
 }
 
+/// A refresh that cannot finish before the caller's deadline: a stored
+/// token that is still valid is served (with its true expiry) rather than
+/// an error; a forced refresh gets REFRESH_IN_PROGRESS, in time.
+async fn a_still_valid_token_beats_a_refresh_past_the_deadline(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut client = app.billing().await;
+    app.fakes.askara.set_token_lifetime(Some(600));
+    let conn = connect(&app, &mut client, "askara", "u").await;
+    let stored = token(&mut client, &conn.id, 60).await.expect("token");
+    app.fakes
+        .askara
+        .set_delay(std::time::Duration::from_secs(3));
+    let within = |force_refresh| {
+        let mut request = tonic::Request::new(pb::GetAccessTokenRequest {
+            connection_id: conn.id.clone(),
+            // More than the stored token has left: it needs a refresh.
+            min_valid_seconds: 900,
+            force_refresh,
+        });
+        request.set_timeout(std::time::Duration::from_millis(800));
+        request
+    };
+    let started = std::time::Instant::now();
+    let served = client
+        .get_access_token(within(false))
+        .await
+        .expect("the still-valid token")
+        .into_inner();
+    assert!(started.elapsed() < std::time::Duration::from_millis(800));
+    assert_eq!(served.access_token, stored.access_token);
+    assert_eq!(served.expires_at, stored.expires_at, "its true expiry");
+
+    let started = std::time::Instant::now();
+    let status = client
+        .get_access_token(within(true))
+        .await
+        .expect_err("a new token was demanded");
+    assert!(started.elapsed() < std::time::Duration::from_millis(800));
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let info = tonic_types::StatusExt::get_details_error_info(&status).expect("error info");
+    assert_eq!(info.reason, "REFRESH_IN_PROGRESS");
+}
+
 on_both!(
+    a_still_valid_token_beats_a_refresh_past_the_deadline,
     concurrent_callers_cause_one_refresh_and_get_the_same_token,
     force_refresh_refreshes_when_no_cooldown_applies,
     invalid_grant_marks_the_connection_needs_reauth,

@@ -364,7 +364,57 @@ async fn a_dead_claim_is_reported_again_or_unknown_at_once(backend: Backend) {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
+/// A caller's deadline bounds RecordUsage: with the provider answering in
+/// 1.5 s, a call with a 600 ms deadline answers USAGE_IN_PROGRESS (with the
+/// usage id) before it; the report goes on and a retry with the same key
+/// replays it, charged once.
+async fn a_deadline_is_answered_while_the_report_goes_on(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut client = app.billing().await;
+    let conn = connect(&app, &mut client, "ares", "u").await;
+    app.fakes.ares.set_chaos(crate::fake::Chaos {
+        server_error: 0.0,
+        slow: 1.0,
+        slow_by: std::time::Duration::from_millis(1_500)..std::time::Duration::from_millis(1_600),
+    });
+    let mut request = tonic::Request::new(usage(&conn.id, "slow-1", 2.0));
+    request.set_timeout(std::time::Duration::from_millis(600));
+    let started = std::time::Instant::now();
+    let status = client.record_usage(request).await.expect_err("not in time");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(600),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Code::Aborted, "{status:?}");
+    let info = tonic_types::StatusExt::get_details_error_info(&status).expect("error info");
+    assert_eq!(info.reason, "USAGE_IN_PROGRESS");
+    let usage_id = info.metadata["usage_id"].clone();
+    assert!(!usage_id.is_empty());
+    assert!(tonic_types::StatusExt::get_details_retry_info(&status).is_some());
+
+    app.fakes.ares.set_chaos(crate::fake::Chaos::default());
+    let replayed = loop {
+        match client.record_usage(usage(&conn.id, "slow-1", 2.0)).await {
+            Ok(done) => break done.into_inner(),
+            Err(s) if s.code() == Code::Aborted => {
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(10),
+                    "{s:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(s) => panic!("{s:?}"),
+        }
+    };
+    assert!(replayed.replayed, "the first attempt reported it");
+    assert_eq!(replayed.usage_id, usage_id);
+    assert_eq!(app.fakes.ares.usage_calls(), 1);
+    assert_eq!(app.fakes.ares.credits_of(USER), CREDITS - 2);
+}
+
 on_both!(
+    a_deadline_is_answered_while_the_report_goes_on,
     usage_is_reported_once_and_replayed,
     same_key_different_payload_is_already_exists,
     concurrent_duplicates_reach_the_provider_once,

@@ -1,7 +1,7 @@
 //! ARES (doc 000: OAuth manual integration; doc 001: partner API for credits).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -16,7 +16,7 @@ use super::profile::{
 };
 use super::registry::User;
 use super::wire::{self, Reject};
-use super::{Inner, authorize, fault, resource, token};
+use super::{Charge, Inner, authorize, chaos, fault, resource, token};
 
 pub(super) const PROFILE: Profile = Profile {
     name: "ARES",
@@ -85,6 +85,10 @@ async fn usage(
     if let Some(response) = fault::respond(&fault).await {
         return Ok(response);
     }
+    let turn = chaos::draw(&fake);
+    if let Some(response) = turn.before_work().await {
+        return Ok(response);
+    }
     let user_id = resource::bearer_user(&fake, &headers)?;
     // Doc 001 line 85.
     wire::require_content_type(&headers, "application/json").map_err(|_| {
@@ -102,11 +106,24 @@ async fn usage(
         )
     })?;
     let (usage, credits) = usage_fields(&fake, &body)?;
+    let remaining = charge(&fake, &user_id, &usage, credits)?;
+    turn.after_work().await;
+    Ok(axum::Json(json!({
+        "success": true,
+        "message": "Usage recorded",
+        "usage": usage,
+        "credits": credits,
+        "remaining_credits": remaining,
+    }))
+    .into_response())
+}
 
+/// Moves `credits` from the user to the partner and notes it in the ledger; the user's credits left.
+fn charge(fake: &Inner, user_id: &str, usage: &str, credits: i64) -> Result<i64, Reject> {
     let mut state = fake.lock();
     let user = state
         .registry
-        .user_mut(&user_id)
+        .user_mut(user_id)
         .expect("tokens are only issued to existing users");
     if user.credits < credits {
         let reason = format!(
@@ -121,14 +138,13 @@ async fn usage(
     }
     user.credits -= credits;
     let remaining = user.credits;
-    Ok(axum::Json(json!({
-        "success": true,
-        "message": "Usage recorded",
-        "usage": usage,
-        "credits": credits,
-        "remaining_credits": remaining,
-    }))
-    .into_response())
+    state.charges.push(Charge {
+        user_id: user_id.to_owned(),
+        usage: usage.to_owned(),
+        credits,
+        at: Instant::now(),
+    });
+    Ok(remaining)
 }
 
 /// The body's usage label and credit amount, checked the way doc 001 lines 60-65 do and then some.

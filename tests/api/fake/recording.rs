@@ -1,7 +1,9 @@
 //! Records every request before it is answered (so a request left hanging is still seen, with status 0),
-//! then its status, and turns the handler's `RejectReason` into a `rejections()` entry.
+//! then its status and when it was answered, and turns the handler's `RejectReason` into a
+//! `rejections()` entry.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -41,6 +43,8 @@ pub(super) async fn record(
         headers,
         body: String::from_utf8_lossy(&bytes).into_owned(),
         status: 0,
+        received_at: Instant::now(),
+        answered_at: None,
     };
     let index = {
         let mut state = fake.lock();
@@ -53,7 +57,9 @@ pub(super) async fn record(
         .await;
 
     let mut state = fake.lock();
-    state.requests[index].status = response.status().as_u16();
+    let recorded = &mut state.requests[index];
+    recorded.status = response.status().as_u16();
+    recorded.answered_at = Some(Instant::now());
     if let Some(RejectReason(reason)) = response.extensions().get::<RejectReason>() {
         state.rejections.push(format!("{method} {path}: {reason}"));
     }

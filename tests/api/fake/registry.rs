@@ -169,6 +169,11 @@ impl Registry {
         }
     }
 
+    /// Whom a refresh token was issued to, whatever became of it since.
+    pub fn refresh_token_user(&self, token: &str) -> Option<String> {
+        self.refresh.get(token).map(|entry| entry.user_id.clone())
+    }
+
     pub fn revoke_refresh_token(&mut self, token: &str) {
         if let Some(entry) = self.refresh.get_mut(token) {
             entry.revoked = true;

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::profile::{ClientAuth, Encoding, Profile, RefreshRedirect};
 use super::registry::Issued;
 use super::wire::{self, Params, Reject};
-use super::{Inner, fault};
+use super::{Inner, chaos, fault};
 
 /// A grant after decoding, before it is checked against the registry.
 enum Grant {
@@ -57,6 +57,10 @@ pub(super) async fn endpoint(
     if let Some(response) = fault::respond(&fault).await {
         return Ok(response);
     }
+    let turn = chaos::draw(&fake);
+    if let Some(response) = turn.before_work().await {
+        return Ok(response);
+    }
     let issued = redeem(&fake, grant)?;
     // A slow answer after the grant was spent: a client that dies now has
     // lost the new tokens while the provider already rotated.
@@ -64,6 +68,7 @@ pub(super) async fn endpoint(
     if !answer_delay.is_zero() {
         tokio::time::sleep(answer_delay).await;
     }
+    turn.after_work().await;
     Ok(token_response(issued))
 }
 
