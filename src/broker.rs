@@ -4,7 +4,8 @@
 //!
 //! - [`Broker`]: the front; one method per RPC.
 //! - `connect` (BeginAuth, CompleteAuth, password) -> `account` (upsert);
-//!   `usage_resolve` -> `usage` (the ledger) -> `usage_request`;
+//!   `usage_deadline`, `usage_resolve` -> `usage` (the ledger) ->
+//!   `usage_request`;
 //!   `connections` (look-ups, revoke, user info).
 //! - `proactive` (the background refresher) -> `tokens` (cache, single
 //!   flight) -> `refresh` (leases across replicas) -> `gates` (per-provider
@@ -34,6 +35,7 @@ mod schedule;
 mod status;
 mod tokens;
 mod usage;
+mod usage_deadline;
 mod usage_request;
 mod usage_resolve;
 mod vault;

@@ -42,6 +42,10 @@ const DUPLICATE_POLL: Duration = Duration::from_millis(25);
 // retry. Not more: a need beyond what a short-lived provider's token gives
 // would renew the connection on every call.
 const TOKEN_MIN_VALID_SECS: i64 = 10;
+/// How long a report waits for a refresh of its token (one a crashed
+/// replica left can hold it for a lease) before using the stored token if
+/// it is still valid: a 401 still gets a forced refresh and one retry.
+const TOKEN_WAIT: Duration = Duration::from_secs(2);
 
 /// The usage ledger.
 pub(crate) struct UsageLedger {
@@ -63,39 +67,9 @@ pub(crate) struct UsageLedger {
 }
 
 impl UsageLedger {
-    /// Records usage within the caller's `wait`: past it the call answers
-    /// USAGE_IN_PROGRESS, while the attempt (detached) still settles the
-    /// key, so a retry with the same key replays or waits for it.
-    pub(crate) async fn record_within(
-        self: &Arc<Self>,
-        caller: &Caller,
-        req: UsageRequest,
-        wait: Option<Duration>,
-    ) -> Result<UsageOutcome> {
-        let Some(wait) = wait else {
-            return self.record(caller, req, &Mutex::new(None)).await;
-        };
-        let key = req.idempotency_key.clone();
-        let entry = Mutex::new(None);
-        match tokio::time::timeout(wait, self.record(caller, req, &entry)).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                let known = entry.lock().unwrap_or_else(|e| e.into_inner()).take();
-                tracing::info!(
-                    idempotency_key = key.as_str(),
-                    usage_id = known.as_deref().unwrap_or_default(),
-                    "usage report still in progress at the caller's deadline"
-                );
-                Err(Error::UsageInProgress {
-                    usage_id: known.unwrap_or_default(),
-                })
-            }
-        }
-    }
-
     /// Records usage once per key; see the module comment. The ledger id,
     /// once known, is left in `entry`.
-    async fn record(
+    pub(super) async fn record(
         self: &Arc<Self>,
         caller: &Caller,
         req: UsageRequest,
@@ -303,7 +277,7 @@ impl UsageLedger {
                     req.connection_id,
                     TOKEN_MIN_VALID_SECS,
                     refreshed,
-                    None,
+                    Some(TOKEN_WAIT),
                 )
                 .await
             {
