@@ -328,8 +328,8 @@ async fn janitor(db: DatabaseConnection, clock: SharedClock, usage_retention: Du
 }
 
 /// Renews connections nearing expiry so that callers rarely wait on a
-/// refresh: a pass every `interval`, or sooner while more is due than one
-/// pass could take.
+/// refresh: a pass every `interval`, or as soon as a refresh ends while more
+/// is due than one pass could take.
 async fn refresher(broker: Broker, interval: Duration, stopping: Arc<AtomicBool>) {
     let mut depth_sampled: Option<std::time::Instant> = None;
     loop {
@@ -349,11 +349,12 @@ async fn refresher(broker: Broker, interval: Duration, stopping: Arc<AtomicBool>
             broker.sample_due_depth().await;
             depth_sampled = Some(std::time::Instant::now());
         }
-        tokio::time::sleep(if backlog {
-            BACKLOG_PAUSE.min(interval)
-        } else {
-            interval
-        })
-        .await;
+        broker
+            .background_idle(if backlog {
+                BACKLOG_PAUSE.min(interval)
+            } else {
+                interval
+            })
+            .await;
     }
 }

@@ -171,6 +171,7 @@ impl Broker {
             schedule,
             clock: clock.clone(),
             claim: lease,
+            wake: Arc::new(tokio::sync::Notify::new()),
         });
         Self {
             connector,
@@ -276,6 +277,11 @@ impl Broker {
     /// were due than it could take.
     pub(crate) async fn background_pass(&self, horizon: Duration) -> Result<(usize, bool)> {
         self.proactive.pass(horizon).await
+    }
+
+    /// Waits `pause`, or less if a background refresh ends first.
+    pub(crate) async fn background_idle(&self, pause: Duration) {
+        self.proactive.idle(pause).await;
     }
 
     /// Publishes the due-queue depth per provider.

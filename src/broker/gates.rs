@@ -8,7 +8,7 @@ use std::{
     collections::BTreeMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicI64, AtomicU64, Ordering},
+        atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -26,6 +26,11 @@ const MAX_BACKOFF_SECS: u64 = 300;
 pub(crate) struct Gate {
     /// Background refreshes in flight, at most the provider's concurrency.
     pub(crate) slots: Arc<Semaphore>,
+    /// The provider's concurrency.
+    concurrency: usize,
+    /// Background refreshes claimed and not yet ended (waiting for their
+    /// rate slot, or for a concurrency slot, or in flight).
+    claimed: Arc<AtomicUsize>,
     /// Cluster-wide requests per second, if limited.
     rate_per_sec: Option<f64>,
     /// Replicas alive, as last counted (at least 1).
@@ -40,11 +45,25 @@ impl Gate {
     fn new(provider: &ProviderSetting, replicas: Arc<AtomicU64>) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(provider.refresh.concurrency)),
+            concurrency: provider.refresh.concurrency,
+            claimed: Arc::new(AtomicUsize::new(0)),
             rate_per_sec: provider.refresh.rate_per_sec,
             replicas,
             next_free_ms: Mutex::new(0),
             backoff_until_ms: AtomicI64::new(0),
         }
+    }
+
+    /// How many more background refreshes may be claimed: two rounds of
+    /// the concurrency in all.
+    pub(crate) fn claimable(&self) -> usize {
+        (2 * self.concurrency).saturating_sub(self.claimed.load(Ordering::Relaxed))
+    }
+
+    /// Counts one claimed refresh until the returned guard is dropped.
+    pub(crate) fn claim(self: &Arc<Self>) -> Claimed {
+        self.claimed.fetch_add(1, Ordering::Relaxed);
+        Claimed { gate: self.clone() }
     }
 
     /// Milliseconds between two of this replica's requests, if limited.
@@ -129,6 +148,18 @@ impl Gate {
     }
 }
 
+/// A claimed background refresh, counted while it lives.
+pub(crate) struct Claimed {
+    /// Its provider's gate.
+    pub(crate) gate: Arc<Gate>,
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        self.gate.claimed.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A refresh held back here, reported as the provider being unavailable.
 fn not_sent(reason: &str, retry_after: u64) -> ProviderFailure {
     ProviderFailure::Unavailable {
@@ -169,6 +200,8 @@ mod tests {
     fn gate(rate: Option<f64>, replicas: u64) -> Gate {
         Gate {
             slots: Arc::new(Semaphore::new(4)),
+            concurrency: 4,
+            claimed: Arc::new(AtomicUsize::new(0)),
             rate_per_sec: rate,
             replicas: Arc::new(AtomicU64::new(replicas)),
             next_free_ms: Mutex::new(0),

@@ -8,7 +8,7 @@
 use std::{sync::Arc, time::Duration};
 
 use sea_orm::DatabaseConnection;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use super::{gates::Gates, registry::Providers, schedule::Schedule, tokens::TokenService};
 use crate::{
@@ -34,6 +34,8 @@ pub(crate) struct Proactive {
     /// How long a claim keeps other replicas off a connection: if this
     /// process dies or its refresh fails, the connection comes due again then.
     pub(crate) claim: Duration,
+    /// Signalled when a refresh ends: its slot can take the next due one.
+    pub(crate) wake: Arc<Notify>,
 }
 
 impl Proactive {
@@ -62,11 +64,10 @@ impl Proactive {
         if gate.paused(now_ms).is_some() {
             return Ok((0, false));
         }
-        let room = gate
-            .slots
-            .available_permits()
-            .min(gate.room(now_ms, horizon))
-            .min(BATCH);
+        // Claimed work waits for its rate slot without a concurrency slot
+        // (which it takes only to call the provider), so a wait for the rate
+        // never idles the concurrency; at most two rounds of it are claimed.
+        let room = gate.claimable().min(gate.room(now_ms, horizon)).min(BATCH);
         if room == 0 {
             return Ok((0, true));
         }
@@ -82,17 +83,19 @@ impl Proactive {
         let full = claimed.len() == room;
         let count = claimed.len();
         for due in claimed {
-            let Ok(permit) = gate.slots.clone().try_acquire_owned() else {
-                break;
-            };
             metrics::refresh_lateness(provider.id.as_str(), (now - due.due_at).max(0));
             // The claim sized itself to the rate: this slot is within the horizon.
             let wait = gate.reserve(now_ms, horizon).unwrap_or(horizon);
+            let claim = gate.claim();
             let this = self.clone();
             let provider = provider.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(wait).await;
-                this.renew(&provider, due, permit).await;
+                if let Ok(slot) = claim.gate.slots.clone().acquire_owned().await {
+                    this.renew(&provider, due, slot).await;
+                }
+                drop(claim);
+                this.wake.notify_one();
             });
         }
         Ok((count, full))
@@ -136,6 +139,14 @@ impl Proactive {
             }
         };
         metrics::proactive(provider.id.as_str(), outcome);
+    }
+
+    /// Waits `pause`, or less if a refresh ends first.
+    pub(crate) async fn idle(&self, pause: Duration) {
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = self.wake.notified() => {}
+        }
     }
 
     /// Publishes how many connections each provider has due now.

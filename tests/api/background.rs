@@ -88,12 +88,11 @@ async fn replicas_keep_connections_fresh_without_overlap(backend: Backend) {
             .chain(&replicas)
             .map(refreshes_logged)
             .collect();
-        // Refreshes still in flight are accepted but not yet logged.
+        // Read after the logs: refreshes go on meanwhile, and one still in
+        // flight is accepted before it is logged.
+        let accepted = fake.refreshes_accepted();
         let logged = per_replica.iter().sum::<usize>();
-        assert!(
-            logged <= renewed && logged + 48 >= renewed,
-            "{per_replica:?} of {renewed}"
-        );
+        assert!(logged <= accepted, "{per_replica:?} of {accepted}");
         assert!(
             per_replica.iter().filter(|n| **n > 0).count() >= 2,
             "the replicas did not share the work: {per_replica:?}"
