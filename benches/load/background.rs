@@ -66,6 +66,14 @@ impl Shape {
         self.lead() * 0.9
     }
 
+    /// How long before the renewals run at their steady pace: the
+    /// connections are made faster than the limit renews them, so the first
+    /// round comes due in a burst the refresher needs a while to work off
+    /// (some connections go short then); two rounds later they are spread.
+    fn settle(&self) -> Duration {
+        Duration::from_secs_f64(2.5 * self.lead())
+    }
+
     fn connections(&self) -> usize {
         (LOAD * self.limit() * self.period()).round() as usize
     }
@@ -207,7 +215,7 @@ pub async fn keep_fresh(fake: &FakeProvider, shape: Shape) -> FreshRun {
     // Callers throughout: a refresh in their path takes the provider's
     // 200 ms, a served token a few milliseconds.
     let (calls, waited) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let stop_at = created + Duration::from_secs_f64(shape.lead()) + shape.measure;
+    let stop_at = created + shape.settle() + shape.measure;
     let mut callers = Vec::new();
     for w in 0..4 {
         let client = clients[w % clients.len()].api(w);
@@ -235,8 +243,9 @@ pub async fn keep_fresh(fake: &FakeProvider, shape: Shape) -> FreshRun {
         }));
     }
 
-    // Steady state: every connection has come due once.
-    tokio::time::sleep(Duration::from_secs_f64(shape.lead())).await;
+    // Steady state: the first round of renewals, which comes due as fast as
+    // the connections were made, is over.
+    tokio::time::sleep(shape.settle()).await;
     let (calls_before, waited_before) = (
         calls.load(Ordering::Relaxed),
         waited.load(Ordering::Relaxed),
