@@ -44,10 +44,11 @@ pub(crate) fn refresh_due_at(
 }
 
 /// Whether a claimed connection is really due at `now`: its row may predate
-/// the schedule (stored as due at once) or the window may have changed. The
-/// latest instant the schedule allows is the unjittered one.
+/// the schedule (stored as due at once) or the window may have changed. Any
+/// instant the jitter could have picked counts: from the earliest (full
+/// jitter) on.
 pub(crate) fn is_due(now: i64, issued_at: i64, expires_at: i64, cadence: Cadence) -> bool {
-    refresh_due_at(issued_at, expires_at, true, cadence, 0.0).is_some_and(|due| due <= now)
+    refresh_due_at(issued_at, expires_at, true, cadence, 1.0).is_some_and(|due| due <= now)
 }
 
 #[cfg(test)]
@@ -107,12 +108,19 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_token_is_due_at_once() {
+    fn due_from_the_earliest_jittered_instant() {
         assert!(is_due(5000, 1000, 4600, FIVE_MINUTES));
+        // The window edge is 4300; the jitter may move it 660 s earlier.
         assert!(is_due(4300, 1000, 4600, FIVE_MINUTES));
-        assert!(!is_due(4299, 1000, 4600, FIVE_MINUTES));
-        // Past half its life, a short token is due.
-        assert!(is_due(1030, 1000, 1060, FIVE_MINUTES));
-        assert!(!is_due(1029, 1000, 1060, FIVE_MINUTES));
+        assert!(is_due(3640, 1000, 4600, FIVE_MINUTES));
+        assert!(!is_due(3639, 1000, 4600, FIVE_MINUTES));
+        // Every instant the jitter picks is due when it comes.
+        for jitter in [0.0, 0.25, 0.5, 0.99, 1.0] {
+            let due = refresh_due_at(1000, 4600, true, FIVE_MINUTES, jitter).expect("due");
+            assert!(is_due(due, 1000, 4600, FIVE_MINUTES), "{jitter}");
+        }
+        // A short token: from 1024 (half its life, less the jitter).
+        assert!(is_due(1024, 1000, 1060, FIVE_MINUTES));
+        assert!(!is_due(1023, 1000, 1060, FIVE_MINUTES));
     }
 }
