@@ -349,12 +349,13 @@ async fn refresher(broker: Broker, interval: Duration, stopping: Arc<AtomicBool>
             broker.sample_due_depth().await;
             depth_sampled = Some(std::time::Instant::now());
         }
-        broker
-            .background_idle(if backlog {
-                BACKLOG_PAUSE.min(interval)
-            } else {
-                interval
-            })
-            .await;
+        // With a backlog the next pass starts as soon as a refresh frees its
+        // slot; without one, waking on every finished refresh would only add
+        // a claim query per refresh.
+        if backlog {
+            broker.background_idle(BACKLOG_PAUSE.min(interval)).await;
+        } else {
+            tokio::time::sleep(interval).await;
+        }
     }
 }

@@ -28,7 +28,7 @@ use sea_orm::ConnectionTrait;
 
 use report::{EMPTY, Results, Row};
 use scenarios::{Clients, USER};
-use server::{Backend, BenchDb, CALLBACK, Server};
+use server::{Backend, BenchDb, CALLBACK, Server, machine};
 use shared::fake::{FakeProvider, Kind};
 
 /// How long and how hard each scenario runs.
@@ -469,35 +469,4 @@ fn write_results(results: &Results, targets: &[(String, bool)]) {
     };
     std::fs::write(&path, updated).expect("BENCHMARKS.md");
     println!("wrote BENCHMARKS.md and benchmarks/latest.svg");
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<u64>().ok())
-        })
-        .map(|kib| format!("{:.0} GiB", kib as f64 / 1024.0 / 1024.0))
-        .unwrap_or_default();
-    let date = std::process::Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%d")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    format!("{cpu}, {cores} cores, {mem}; run on {date}")
 }

@@ -4,37 +4,19 @@ use std::{sync::Arc, time::Duration};
 
 use authbroker::pb::{self, auth_broker_client::AuthBrokerClient, complete_auth_response::Outcome};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
-use tonic::{
-    Request, Status,
-    metadata::AsciiMetadataValue,
-    service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
-};
+use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::{
     Settings,
-    server::{CALLBACK, CALLER_TOKEN, channel},
+    server::{CALLBACK, channel},
     shared::fake::FakeProvider,
     stats::{Stats, run, timed},
 };
 
 pub const USER: &str = "bench-user";
 
-/// Adds the caller's bearer token.
-#[derive(Clone)]
-pub struct Bearer(AsciiMetadataValue);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
-pub type Client = AuthBrokerClient<InterceptedService<Channel, Bearer>>;
+pub use crate::server::{Bearer, Client};
 
 /// `settings.connections` HTTP/2 connections to one server, shared by all workers.
 pub struct Clients {
@@ -44,7 +26,7 @@ pub struct Clients {
 
 impl Clients {
     pub async fn new(addr: &str, connections: usize) -> Clients {
-        let bearer = Bearer(format!("Bearer {CALLER_TOKEN}").parse().expect("ascii"));
+        let bearer = Bearer::caller();
         let mut api = Vec::new();
         let mut health = Vec::new();
         for _ in 0..connections {

@@ -6,12 +6,18 @@ use std::{
     time::{Duration, Instant},
 };
 
+use authbroker::pb::auth_broker_client::AuthBrokerClient;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
 };
-use tonic::transport::Channel;
+use tonic::{
+    Request, Status,
+    metadata::AsciiMetadataValue,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -230,4 +236,63 @@ pub async fn channel(addr: &str) -> Channel {
         .connect()
         .await
         .expect("connect")
+}
+
+/// Adds `authorization: Bearer <caller token>`.
+#[derive(Clone)]
+pub struct Bearer(AsciiMetadataValue);
+
+impl Bearer {
+    /// The benchmark caller's credentials.
+    pub fn caller() -> Bearer {
+        Bearer(
+            format!("Bearer {CALLER_TOKEN}")
+                .parse()
+                .expect("the caller token is ASCII"),
+        )
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// An authbroker client sending the benchmark caller's credentials.
+pub type Client = AuthBrokerClient<InterceptedService<Channel, Bearer>>;
+
+/// The machine a run was measured on: CPU, cores, memory, date.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map(|kib| format!("{:.0} GiB", kib as f64 / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    let date = std::process::Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores, {mem}; run on {date}")
 }

@@ -11,15 +11,10 @@ use std::{
 };
 
 use authbroker::pb::auth_broker_client::AuthBrokerClient;
-use tonic::{
-    Code, Request, Status,
-    metadata::AsciiMetadataValue,
-    service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
-};
+use tonic::{Code, Request, Status};
 use tonic_types::StatusExt as _;
 
-use crate::server::{CALLER_TOKEN, channel};
+use crate::server::channel;
 
 /// The error domain of authbroker's `ErrorInfo`.
 const DOMAIN: &str = "authbroker.v1";
@@ -27,29 +22,11 @@ const DOMAIN: &str = "authbroker.v1";
 /// neither side's deadline stopped can get here, and it counts as an overrun.
 const HANG_GUARD: Duration = Duration::from_secs(10);
 
-/// Adds `authorization: Bearer <caller token>`.
-#[derive(Clone)]
-pub struct Bearer(AsciiMetadataValue);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
-pub type Client = AuthBrokerClient<InterceptedService<Channel, Bearer>>;
+pub use crate::server::{Bearer, Client};
 
 /// A client of the replica at `addr` (one HTTP/2 connection, shared by every worker).
 pub async fn connect(addr: &str) -> Client {
-    let bearer = Bearer(
-        format!("Bearer {CALLER_TOKEN}")
-            .parse()
-            .expect("the caller token is ASCII"),
-    );
-    AuthBrokerClient::with_interceptor(channel(addr).await, bearer)
+    AuthBrokerClient::with_interceptor(channel(addr).await, Bearer::caller())
 }
 
 /// An error authbroker answered, as a client reads it.

@@ -168,7 +168,7 @@ pub fn write(s: &Settings, v: &Verdict) {
     };
     let section = format!(
         "Machine: {}. `cargo bench --bench soak -- --write`.\n\n{}\n{verdict}\n",
-        machine(),
+        crate::server::machine(),
         table(s, v)
     );
     let doc = std::fs::read_to_string(&path).unwrap_or_default();
@@ -178,18 +178,4 @@ pub fn write(s: &Settings, v: &Verdict) {
     };
     std::fs::write(&path, updated).expect("write BENCHMARKS.md");
     println!("wrote the Chaos soak section of BENCHMARKS.md");
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores")
 }
