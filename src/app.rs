@@ -127,13 +127,15 @@ pub async fn serve_with_clock(
     // some clock drift.
     let attempt_budget = settings.http.timeout * 3 + Duration::from_secs(10);
     if db.get_database_backend() == sea_orm::DbBackend::Sqlite {
-        // The embedded database has one process: any lease found now was
-        // held by a process that died. Its trace stays for the next refresh.
-        let lapsed = store::connections::lapse_all_leases(&db).await?;
+        // The embedded database has one process: any lease or usage claim
+        // found now was held by a process that died. What it sent stays
+        // recorded, so the next refresh or same-key report knows.
+        let lapsed = store::connections::lapse_all_leases(&db).await?
+            + store::usage::lapse_all_claims(&db).await?;
         if lapsed > 0 {
             tracing::warn!(
                 lapsed,
-                "refresh leases of a stopped process lapsed at start"
+                "refresh leases and usage claims of a stopped process lapsed at start"
             );
         }
     }
@@ -161,6 +163,10 @@ pub async fn serve_with_clock(
             owner,
         },
     );
+
+    // Before any lease is taken, so each lease this process holds is backed
+    // by its lock.
+    broker.hold_process_lock().await;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<AuthBrokerServer<Api>>().await;

@@ -25,6 +25,7 @@ mod connections;
 mod flight;
 mod gates;
 mod heartbeat;
+mod liveness;
 mod proactive;
 mod provider_client;
 mod refresh;
@@ -81,6 +82,7 @@ pub(crate) struct Broker {
     usage: Arc<usage::UsageLedger>,
     connections: Arc<connections::Connections>,
     proactive: Arc<proactive::Proactive>,
+    liveness: Arc<liveness::Liveness>,
     replicas: Arc<AtomicU64>,
     owner: String,
     db: DatabaseConnection,
@@ -103,6 +105,11 @@ impl Broker {
         let providers = Arc::new(registry::Providers::new(providers));
         let replicas = Arc::new(AtomicU64::new(1));
         let gates = Arc::new(gates::Gates::new(providers.all(), replicas.clone()));
+        let liveness = Arc::new(liveness::Liveness::new(
+            db.clone(),
+            settings.owner.clone(),
+            clock.clone(),
+        ));
         let schedule = schedule::Schedule {
             window_secs: settings.tokens.refresh_window.as_secs() as i64,
         };
@@ -115,6 +122,7 @@ impl Broker {
             lease: settings.tokens.refresh_lease,
             max_wait,
             owner: settings.owner.clone(),
+            liveness: liveness.clone(),
             schedule,
             gates: gates.clone(),
         };
@@ -153,6 +161,7 @@ impl Broker {
             clock: clock.clone(),
             stale_pending_secs,
             owner: settings.owner.clone(),
+            liveness: liveness.clone(),
             claim_lease: lease,
             max_wait,
         });
@@ -179,6 +188,7 @@ impl Broker {
             usage,
             connections,
             proactive,
+            liveness,
             replicas,
             owner: settings.owner,
             db,
@@ -287,6 +297,12 @@ impl Broker {
     /// Publishes the due-queue depth per provider.
     pub(crate) async fn sample_due_depth(&self) {
         self.proactive.sample_depth().await;
+    }
+
+    /// Takes this process's lock (PostgreSQL) and keeps it for its life, so
+    /// other replicas see soon when it dies; see `flow::liveness`.
+    pub(crate) async fn hold_process_lock(&self) {
+        self.liveness.hold_lock().await;
     }
 
     /// Keeps the live replica count (for rate-limit shares) current; runs

@@ -144,8 +144,10 @@ pub struct TokenSettings {
     /// key) before answering REFRESH_IN_PROGRESS / USAGE_IN_PROGRESS; a
     /// GetAccessToken with a deadline waits less.
     pub max_wait: Duration,
-    /// How long a refresh lease lasts unless its holder renews it (a third
-    /// of it before it lapses): how long a dead holder blocks a connection.
+    /// How long a refresh lease lasts unless its holder renews it (every
+    /// second): the longest a dead holder blocks a connection (on
+    /// PostgreSQL a killed process's leases go after about 2 s, see
+    /// `flow::liveness`).
     pub refresh_lease: Duration,
     /// A token issued this recently is returned for `force_refresh` (and for
     /// a `min_valid_seconds` beyond any token's life) instead of rotating again.

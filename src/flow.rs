@@ -6,6 +6,7 @@ pub(crate) mod answer;
 pub(crate) mod authorize;
 pub(crate) mod callback;
 pub(crate) mod expiry;
+pub(crate) mod liveness;
 pub(crate) mod refresh;
 pub(crate) mod schedule;
 pub(crate) mod state;

@@ -4,6 +4,7 @@
 
 pub(crate) mod connections;
 mod entity;
+pub(crate) mod liveness;
 pub(crate) mod replicas;
 pub(crate) mod schedule;
 pub(crate) mod states;

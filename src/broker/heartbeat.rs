@@ -5,6 +5,12 @@
 
 use std::{future::Future, time::Duration};
 
+use crate::flow::liveness::RENEW_EVERY_SECS;
+
+/// How often a holder renews its claim: often enough that a missed renewal
+/// is a sign of death within seconds (`flow::liveness`).
+pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(RENEW_EVERY_SECS as u64);
+
 /// Runs `work`, calling `renew` every `period` while it runs.
 pub(crate) async fn while_renewing<T, R, F>(
     period: Duration,

@@ -20,8 +20,8 @@ use std::{future::Future, sync::Arc, time::Duration};
 use sea_orm::DatabaseConnection;
 
 use super::{
-    gates::Gates, heartbeat, provider_client::ProviderClient, registry::Providers,
-    schedule::Schedule, status, vault::Vault,
+    gates::Gates, heartbeat, liveness::Liveness, provider_client::ProviderClient,
+    registry::Providers, schedule::Schedule, status, vault::Vault,
 };
 use crate::{
     clock::SharedClock,
@@ -52,6 +52,8 @@ pub(crate) struct Refresher {
     pub(crate) max_wait: Duration,
     /// This process's name on the leases it takes.
     pub(crate) owner: String,
+    /// Tells a dead lease holder from a slow one.
+    pub(crate) liveness: Arc<Liveness>,
     /// When written tokens come due for the background refresher.
     pub(crate) schedule: Schedule,
     /// Each provider's rate limit and 429 pause.
@@ -70,16 +72,25 @@ impl Refresher {
         let deadline_ms = self.clock.now_millis() + self.max_wait.as_millis() as i64;
         loop {
             let mut row = self.usable_row(caller, id).await?;
-            let dead_holder = row
-                .lease_owner
-                .clone()
-                .filter(|holder| refresh::earlier_incarnation(holder, &self.owner));
-            row.snapshot.holder_dead = dead_holder.is_some();
             // The background refresher never waits: a live holder is already
             // renewing the connection.
             let waited_out = ask.background || self.clock.now_millis() >= deadline_ms;
             let now = self.clock.now();
-            match refresh::plan(now, row.snapshot, ask, waited_out) {
+            let mut plan = refresh::plan(now, row.snapshot, ask, waited_out);
+            // Only a held lease that stands in the way is worth asking about.
+            let mut dead_holder = None;
+            if let (Plan::Wait | Plan::GiveUp, Some(holder), Some(until)) =
+                (plan, &row.lease_owner, row.snapshot.lease_until)
+                && self
+                    .liveness
+                    .holder_dead(holder, until, self.lease.as_secs() as i64)
+                    .await
+            {
+                dead_holder = row.lease_owner.clone();
+                row.snapshot.holder_dead = true;
+                plan = refresh::plan(now, row.snapshot, ask, waited_out);
+            }
+            match plan {
                 Plan::Serve => return self.open_row(&row),
                 Plan::Wait => tokio::time::sleep(LEASE_POLL).await,
                 Plan::GiveUp => {
@@ -245,11 +256,12 @@ impl Refresher {
         }
     }
 
-    /// Runs the provider call while renewing the lease every third of its
-    /// length, so a live holder keeps it through retries and a dead one
-    /// blocks the connection for one lease at most.
+    /// Runs the provider call while renewing the lease every second, so a
+    /// live holder keeps it through retries and a dead one blocks the
+    /// connection for one lease at most (about two seconds on PostgreSQL,
+    /// see `flow::liveness`).
     async fn with_heartbeat<T>(&self, id: ConnectionId, call: impl Future<Output = T>) -> T {
-        heartbeat::while_renewing(self.lease / 3, call, || async {
+        heartbeat::while_renewing(heartbeat::RENEW_EVERY, call, || async {
             let until = self.clock.now() + self.lease.as_secs() as i64;
             match connections::renew_lease(&self.db, id, &self.owner, until).await {
                 Ok(true) => {}

@@ -14,6 +14,7 @@ use tracing::Instrument as _;
 
 use super::{
     heartbeat,
+    liveness::Liveness,
     provider_client::ProviderClient,
     registry::Providers,
     status,
@@ -24,10 +25,7 @@ use crate::{
     clock::SharedClock,
     domain::{Caller, ProviderId, UsageStatus},
     error::{Error, Result, Step},
-    flow::{
-        refresh,
-        usage::{LedgerSnapshot, OnExisting, UsageVerdict, classify_usage_answer, on_existing},
-    },
+    flow::usage::{LedgerSnapshot, OnExisting, UsageVerdict, classify_usage_answer, on_existing},
     providers::ProviderSetting,
     store::{
         connections,
@@ -60,6 +58,8 @@ pub(crate) struct UsageLedger {
     pub(crate) stale_pending_secs: i64,
     /// This process's name on the claims it holds.
     pub(crate) owner: String,
+    /// Tells a dead claim holder from a slow one.
+    pub(crate) liveness: Arc<Liveness>,
     /// How long a claim lasts unless its holder renews it.
     pub(crate) claim_lease: Duration,
     /// How long a duplicate waits for the attempt with its key.
@@ -102,25 +102,31 @@ impl UsageLedger {
                 continue;
             };
             remember(&entry.id);
-            let dead_holder = entry
-                .claim_owner
-                .clone()
-                .filter(|holder| refresh::earlier_incarnation(holder, &self.owner));
-            let snapshot = LedgerSnapshot {
+            let mut snapshot = LedgerSnapshot {
                 status: entry.status,
                 updated_at: entry.updated_at,
                 same_request: entry.request_hash == hash,
                 claim_until: entry.claim_until,
-                holder_dead: dead_holder.is_some(),
+                holder_dead: false,
                 sent: entry.sent_at.is_some(),
             };
             let waited_out = self.clock.now_millis() >= deadline_ms;
-            match on_existing(
-                self.clock.now(),
-                snapshot,
-                self.stale_pending_secs,
-                waited_out,
-            ) {
+            let now = self.clock.now();
+            let mut next = on_existing(now, snapshot, self.stale_pending_secs, waited_out);
+            // Only a live claim that stands in the way is worth asking about.
+            let mut dead_holder = None;
+            if let (OnExisting::Wait | OnExisting::GiveUp, Some(holder), Some(until)) =
+                (next, &entry.claim_owner, entry.claim_until)
+                && self
+                    .liveness
+                    .holder_dead(holder, until, self.claim_lease.as_secs() as i64)
+                    .await
+            {
+                dead_holder = entry.claim_owner.clone();
+                snapshot.holder_dead = true;
+                next = on_existing(now, snapshot, self.stale_pending_secs, waited_out);
+            }
+            match next {
                 OnExisting::Conflict => return Err(Error::UsageKeyConflict),
                 OnExisting::Replay => return Ok(replay(&entry)),
                 OnExisting::Rejected => {
@@ -249,7 +255,7 @@ impl UsageLedger {
         id: &str,
     ) -> Result<UsageOutcome> {
         let work = self.report(caller, req, provider, id);
-        heartbeat::while_renewing(self.claim_lease / 3, work, || async {
+        heartbeat::while_renewing(heartbeat::RENEW_EVERY, work, || async {
             let until = self.clock.now() + self.claim_lease.as_secs() as i64;
             if let Err(e) = usage::renew_claim(&self.db, id, &self.owner, until).await {
                 tracing::warn!(usage_id = id, error = %e, "renewing the usage claim failed");

@@ -173,6 +173,19 @@ fn claimed(update: sea_orm::UpdateMany<Entity>, claim: &Claim<'_>) -> sea_orm::U
         .col_expr(Column::UpdatedAt, Expr::value(claim.now))
 }
 
+/// Lapses every pending claim (the embedded database at start: their
+/// holder was the one process, now gone); returns how many.
+pub(crate) async fn lapse_all_claims(db: &DatabaseConnection) -> DbResult<u64> {
+    let _gate = super::write_gate(db).await;
+    Ok(Entity::update_many()
+        .col_expr(Column::ClaimUntil, Expr::value(0i64))
+        .filter(Column::Status.eq(UsageStatus::Pending.as_str()))
+        .filter(Column::ClaimOwner.is_not_null())
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 /// A claim whose lease lapsed, or whose holder is known dead.
 fn holder_gone(now: i64, dead_holder: Option<&str>) -> sea_orm::Condition {
     let mut gone = sea_orm::Condition::any().add(Column::ClaimUntil.lte(now));

@@ -99,6 +99,19 @@ impl TestDb {
         let _ = db.close().await;
     }
 
+    /// The first column of the one row `sql` returns, as a number.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let db = Database::connect(&self.url).await.expect("connect");
+        let row = db
+            .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .expect("query")
+            .expect("one row");
+        let n = row.try_get_by_index::<i64>(0).expect("a number");
+        let _ = db.close().await;
+        n
+    }
+
     /// Every row of every table as text, for secret-leak checks on PostgreSQL.
     pub async fn dump(&self) -> String {
         let db: DatabaseConnection = Database::connect(&self.url).await.expect("connect");

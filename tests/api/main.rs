@@ -50,6 +50,7 @@ mod persistence;
 mod proxy;
 mod server;
 mod states;
+mod takeover;
 mod telemetry;
 mod tokens;
 mod usage;
