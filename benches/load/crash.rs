@@ -1,8 +1,10 @@
 //! (7) Crash recovery: a replica is SIGKILLed while its refresh waits at the
 //! provider; measured is the time until the connection answers for sure
 //! again (a token, or NEEDS_REAUTH) — on PostgreSQL from the kill, on
-//! another replica that was up all along (limit: one 10 s lease, +2 s); on
-//! SQLite from the restarted process's SERVING (limit: 2 s).
+//! another replica that was up all along (limit: 5 s: the killed process's
+//! lock is gone at once and its lease renewals stop, so its lease goes after
+//! about 2 s instead of 10); on SQLite from the restarted process's SERVING
+//! (limit: 2 s).
 
 use std::{
     fmt::Write as _,
@@ -32,7 +34,7 @@ impl CrashRun {
     /// The bound the recovery must stay within, in seconds.
     pub fn limit(&self) -> f64 {
         match self.backend {
-            Backend::Postgres => 12.0,
+            Backend::Postgres => 5.0,
             Backend::Sqlite => 2.0,
         }
     }
