@@ -6,9 +6,12 @@ pub(crate) mod callers;
 mod connections;
 mod convert;
 mod deadline;
+mod rate;
 mod tokens;
 mod usage;
 mod validate;
+
+use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
@@ -22,12 +25,17 @@ use crate::{
 /// The `authbroker.v1.AuthBroker` service.
 pub(crate) struct Api {
     broker: Broker,
+    /// The deadline of a call that brings none.
+    request_timeout: Duration,
 }
 
 impl Api {
-    /// Serves `broker`.
-    pub(crate) fn new(broker: Broker) -> Self {
-        Self { broker }
+    /// Serves `broker`; a call without a deadline gets `request_timeout`.
+    pub(crate) fn new(broker: Broker, request_timeout: Duration) -> Self {
+        Self {
+            broker,
+            request_timeout,
+        }
     }
 }
 
@@ -87,7 +95,11 @@ impl AuthBroker for Api {
         request: Request<pb::RecordUsageRequest>,
     ) -> RpcResult<pb::RecordUsageResponse> {
         let caller = caller(&request)?;
-        let wait = deadline::timeout(request.metadata()).map(deadline::wait_budget);
+        // Without a deadline of its own, the server's: the answer
+        // (USAGE_IN_PROGRESS at worst) leaves before the server cuts the call.
+        let timeout = deadline::timeout(request.metadata())
+            .map_or(self.request_timeout, |t| t.min(self.request_timeout));
+        let wait = Some(deadline::wait_budget(timeout));
         respond(usage::record(&self.broker, &caller, request.into_inner(), wait).await)
     }
 

@@ -17,7 +17,7 @@ use anyhow::Context;
 use migration::MigratorTrait;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
-use tonic::transport::Server;
+use tonic::{service::interceptor::InterceptedService, transport::Server};
 use tonic_health::ServingStatus;
 
 use crate::{
@@ -26,6 +26,7 @@ use crate::{
     clock::{SharedClock, SystemClock},
     config::{KeySetting, Settings},
     http::HttpClient,
+    listener::{self, BusyLayer, ConnLimits, ShedLayer},
     pb::auth_broker_server::AuthBrokerServer,
     store,
     telemetry::rpc::RpcLayer,
@@ -215,8 +216,12 @@ pub async fn serve_with_clock(
         let _ = bound.send(addr);
     }
 
-    let api = AuthBrokerServer::with_interceptor(
-        Api::new(broker.clone()),
+    let limits = settings.server.clone();
+    let api = InterceptedService::new(
+        AuthBrokerServer::new(Api::new(broker.clone(), limits.request_timeout))
+            // This API's requests are small: a larger one is refused before
+            // it is read into memory.
+            .max_decoding_message_size(limits.max_message_bytes),
         CallerAuth::new(&settings.callers),
     );
     // On the signal: report NOT_SERVING first, so probes and balancers stop
@@ -230,12 +235,34 @@ pub async fn serve_with_clock(
         let _ = drain_started.send(true);
     };
     let server = Server::builder()
+        .timeout(limits.request_timeout)
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        .max_connection_age(limits.max_connection_age)
+        .max_connection_age_grace(limits.max_connection_age_grace)
+        .http2_max_header_list_size(16 * 1024)
+        // The first layer is the outermost: a shed call is still traced and
+        // counted, and marks its connection busy only once admitted.
         .layer(RpcLayer)
+        .layer(ShedLayer::new(limits.max_in_flight))
+        .layer(BusyLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(api)
-        .serve_with_incoming_shutdown(tokio_stream_listener(listener), drain);
+        .serve_with_incoming_shutdown(
+            listener::incoming(
+                listener,
+                ConnLimits {
+                    max_connections: listener::effective_max(limits.max_connections),
+                    handshake_timeout: limits.handshake_timeout,
+                    idle_timeout: limits.idle_timeout,
+                },
+                "grpc",
+            ),
+            drain,
+        );
     let grace = settings.shutdown_grace;
     tokio::select! {
         served = server => served.context("serving gRPC")?,
@@ -251,10 +278,6 @@ pub async fn serve_with_clock(
     }
     tracing::info!("authbroker stopped");
     Ok(())
-}
-
-fn tokio_stream_listener(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// Flips the health status with the database's reachability.

@@ -4,6 +4,8 @@
 
 mod raw;
 mod secrets;
+mod server;
+mod toml_error;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -16,6 +18,7 @@ use crate::{
 };
 use raw::{RawConfig, RawProvider};
 use secrets::resolve_secret;
+pub use server::ServerLimits;
 
 /// Every environment variable authbroker reads, in one place.
 pub mod env {
@@ -99,6 +102,8 @@ pub struct Settings {
     pub usage_retention: Duration,
     /// After SIGTERM, how long in-flight calls may take before the process exits.
     pub shutdown_grace: Duration,
+    /// The gRPC server's limits (`[server]`).
+    pub server: ServerLimits,
 }
 
 impl std::fmt::Debug for Settings {
@@ -114,6 +119,7 @@ impl std::fmt::Debug for Settings {
             .field("providers", &self.providers)
             .field("http", &self.http)
             .field("tokens", &self.tokens)
+            .field("server", &self.server)
             .finish_non_exhaustive()
     }
 }
@@ -184,6 +190,9 @@ pub struct CallerSetting {
     pub name: String,
     /// SHA-256 of its bearer token (the token itself is not kept).
     pub token_sha256: [u8; 32],
+    /// Calls per second it may make on each replica, with a burst; `None`
+    /// for no limit.
+    pub rate_limit: Option<(f64, u32)>,
 }
 
 impl std::fmt::Debug for CallerSetting {
@@ -230,7 +239,7 @@ impl Settings {
 
     /// Parses TOML text alone (used by `check-config` and tests).
     pub fn parse_toml(text: &str) -> Result<RawConfig, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        toml::from_str(text).map_err(|e| toml_error::describe(text, &e))
     }
 
     fn resolve(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, String> {
@@ -342,9 +351,29 @@ impl Settings {
             if token.expose().len() < 16 {
                 return Err(format!("{field}.token: must be at least 16 characters"));
             }
+            let rate_limit = match (caller.rate_limit_per_second, caller.rate_limit_burst) {
+                (None, None) => None,
+                (Some(rate), burst) if rate > 0.0 && rate.is_finite() => {
+                    // A second's worth by default, at least one call.
+                    let burst = burst.unwrap_or(rate.ceil().min(f64::from(u32::MAX)) as u32);
+                    if burst == 0 {
+                        return Err(format!("{field}.rate_limit_burst: at least 1"));
+                    }
+                    Some((rate, burst))
+                }
+                (Some(_), _) => {
+                    return Err(format!("{field}.rate_limit_per_second: a positive number"));
+                }
+                (None, Some(_)) => {
+                    return Err(format!(
+                        "{field}.rate_limit_burst: needs rate_limit_per_second"
+                    ));
+                }
+            };
             callers.push(CallerSetting {
                 name: caller.name,
                 token_sha256: Sha256::digest(token.expose().as_bytes()).into(),
+                rate_limit,
             });
         }
 
@@ -393,6 +422,13 @@ impl Settings {
         if tokens.cache_ttl > Duration::from_secs(60) {
             return Err("token_cache_ttl_ms: at most 60000 (it bounds how long a revoked token can still be served)".into());
         }
+        let server = raw.server.resolve()?;
+        if server.request_timeout <= tokens.max_wait + Duration::from_secs(1) {
+            return Err(
+                "server.request_timeout_secs: must be more than max_wait_secs + 1 (a call waits up to max_wait_secs for a refresh)"
+                    .into(),
+            );
+        }
         let health_check_interval =
             Duration::from_millis(raw.health_check_interval_ms.unwrap_or(2_000).max(100));
         let usage_retention =
@@ -412,6 +448,7 @@ impl Settings {
             health_check_interval,
             usage_retention,
             shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs.unwrap_or(25)),
+            server,
         })
     }
 }

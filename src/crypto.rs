@@ -76,9 +76,11 @@ impl SealingKey {
 
     /// Parses the base64 text form of a key (as in config or a key file).
     pub fn from_base64(id: &str, text: &str) -> Result<Self, String> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .map_err(|_| "key is not valid base64".to_owned())?;
+        let bytes = zeroize::Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| "key is not valid base64".to_owned())?,
+        );
         Self::new(id, &bytes)
     }
 

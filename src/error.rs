@@ -192,6 +192,17 @@ pub(crate) enum Error {
         /// The stored refusal.
         message: String,
     },
+    /// The caller went over its rate limit.
+    #[error("caller {caller:?} is over its rate limit; retry after {retry_after:?}")]
+    RateLimited {
+        /// The caller.
+        caller: String,
+        /// When its next call would be admitted.
+        retry_after: Duration,
+    },
+    /// Too many calls in flight on this replica: shed before any work.
+    #[error("server overloaded; retry shortly")]
+    Overloaded,
     /// The row changed under us more often than a retry loop allows.
     #[error("{0}; retry")]
     Conflict(&'static str),
@@ -254,6 +265,8 @@ impl Error {
             Self::UsageRejected { .. } => ErrorReason::ProviderRejected,
             Self::UsageNotFound { .. } => ErrorReason::UsageNotFound,
             Self::UsageNotUnknown { .. } => ErrorReason::UsageNotUnknown,
+            Self::RateLimited { .. } => ErrorReason::RateLimited,
+            Self::Overloaded => ErrorReason::Overloaded,
             Self::Conflict(_) => ErrorReason::ConcurrentModification,
             Self::StorageUnavailable => ErrorReason::StorageUnavailable,
             Self::Internal(_) => ErrorReason::Internal,
@@ -281,6 +294,7 @@ impl Error {
             | ErrorReason::UsageOutcomeUnknown
             | ErrorReason::ConcurrentModification => Code::Aborted,
             ErrorReason::UsageKeyConflict => Code::AlreadyExists,
+            ErrorReason::RateLimited | ErrorReason::Overloaded => Code::ResourceExhausted,
             ErrorReason::Internal | ErrorReason::Unspecified => Code::Internal,
         }
     }
@@ -300,6 +314,8 @@ impl Error {
             | Self::UsageInProgress { .. }
             | Self::StorageUnavailable => Some(Duration::from_secs(1)),
             Self::Conflict(_) => Some(Duration::from_millis(100)),
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::Overloaded => Some(Duration::from_millis(200)),
             _ => None,
         }
     }
@@ -344,6 +360,7 @@ impl Error {
                 put("provider", provider.to_string());
             }
             Self::StateInvalid(problem) => put("state", problem.as_str().to_owned()),
+            Self::RateLimited { caller, .. } => put("caller", caller.clone()),
             Self::Provider {
                 provider,
                 step,
@@ -375,6 +392,7 @@ impl Error {
             | Self::Unauthenticated(_)
             | Self::UsageKeyConflict
             | Self::Conflict(_)
+            | Self::Overloaded
             | Self::StorageUnavailable
             | Self::Internal(_) => {}
         }
@@ -485,7 +503,6 @@ impl fmt::Display for StateProblem {
         f.write_str(match self {
             StateProblem::Unknown => "unknown or already used",
             StateProblem::Expired => "expired",
-            StateProblem::OtherCaller => "begun by another caller",
         })
     }
 }

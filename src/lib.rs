@@ -19,6 +19,7 @@ mod domain;
 mod error;
 mod flow;
 mod http;
+mod listener;
 mod pb_debug;
 mod providers;
 mod secret;

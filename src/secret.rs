@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-/// A secret string. `Debug` prints `[redacted]`; the only way out is [`Secret::expose`].
+/// A secret string. `Debug` prints `[redacted]`; the only way out is
+/// [`Secret::expose`]; the value is wiped on drop.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -16,6 +17,13 @@ impl Secret {
     /// The secret itself; call sites are few and easy to audit.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+impl Drop for Secret {
+    /// Wipes the value, so a dropped secret does not linger in freed memory.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 

@@ -21,7 +21,7 @@ use crate::{
     error::{Error, Result, Step},
     flow::{
         self, AuthorizeParams, Grant, StateProblem, StateToken,
-        callback::{CallbackKind, CallbackParams, check_state, classify_callback},
+        callback::{CallbackKind, CallbackParams, StateCheck, check_state, classify_callback},
     },
     secret::Secret,
     store::states::{self, PendingAuth},
@@ -248,7 +248,9 @@ impl Connector {
     }
 
     /// Takes the state with this hash for `caller`: another caller's state is
-    /// left untouched; an expired one is consumed and refused.
+    /// left untouched and answered exactly like one that does not exist (the
+    /// answer must not tell a caller that it is live); an expired one is
+    /// consumed and refused.
     async fn take_state(&self, caller: &Caller, state_hash: &str) -> Result<PendingAuth> {
         let state = states::find(&self.db, state_hash)
             .await?
@@ -259,13 +261,20 @@ impl Connector {
             caller.as_str(),
             state.expires_at,
         );
-        if check == Err(StateProblem::OtherCaller) {
-            return Err(Error::StateInvalid(StateProblem::OtherCaller));
+        if check == StateCheck::Foreign {
+            tracing::warn!(
+                caller = caller.as_str(),
+                provider = %state.provider,
+                "CompleteAuth with a state another caller began; answered as unknown"
+            );
+            return Err(Error::StateInvalid(StateProblem::Unknown));
         }
         if !states::delete(&self.db, state_hash).await? {
             return Err(Error::StateInvalid(StateProblem::Unknown));
         }
-        check.map_err(Error::StateInvalid)?;
+        if check == StateCheck::Expired {
+            return Err(Error::StateInvalid(StateProblem::Expired));
+        }
         Ok(state)
     }
 

@@ -34,6 +34,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub(super) http: RawHttp,
     #[serde(default)]
+    pub(super) server: super::server::RawServer,
+    #[serde(default)]
     pub(super) callers: Vec<RawCaller>,
     #[serde(default)]
     pub(super) providers: BTreeMap<String, RawProvider>,
@@ -56,6 +58,8 @@ pub(super) struct RawCaller {
     pub(super) token: Option<String>,
     pub(super) token_env: Option<String>,
     pub(super) token_file: Option<String>,
+    pub(super) rate_limit_per_second: Option<f64>,
+    pub(super) rate_limit_burst: Option<u32>,
 }
 
 /// `[providers.<id>]`: identity, endpoints, and the protocol knobs every kind accepts.

@@ -3,15 +3,14 @@
 
 use std::collections::BTreeMap;
 
-/// Why a CompleteAuth state cannot be used.
+/// Why a CompleteAuth state cannot be used, as the caller is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StateProblem {
-    /// Never issued, or already used.
+    /// Never issued, already used, or issued to another caller: the answer
+    /// must not tell a caller that someone else's state is live.
     Unknown,
     /// Past its lifetime.
     Expired,
-    /// Issued to another caller.
-    OtherCaller,
 }
 
 impl StateProblem {
@@ -20,26 +19,31 @@ impl StateProblem {
         match self {
             Self::Unknown => "unknown",
             Self::Expired => "expired",
-            Self::OtherCaller => "other_caller",
         }
     }
 }
 
-/// Whether a stored state may be taken at `now`: it belongs to `caller` and
-/// has not expired.
-pub(crate) fn check_state(
-    now: i64,
-    owner: &str,
-    caller: &str,
-    expires_at: i64,
-) -> Result<(), StateProblem> {
+/// What a stored state allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StateCheck {
+    /// The caller's own, in time: take it.
+    Usable,
+    /// The caller's own, too late: consume it and refuse.
+    Expired,
+    /// Another caller's: leave it untouched and answer as if unknown.
+    Foreign,
+}
+
+/// What a stored state allows at `now`: it must belong to `caller` and not
+/// have expired.
+pub(crate) fn check_state(now: i64, owner: &str, caller: &str, expires_at: i64) -> StateCheck {
     if owner != caller {
-        return Err(StateProblem::OtherCaller);
+        StateCheck::Foreign
+    } else if expires_at <= now {
+        StateCheck::Expired
+    } else {
+        StateCheck::Usable
     }
-    if expires_at <= now {
-        return Err(StateProblem::Expired);
-    }
-    Ok(())
 }
 
 /// The callback parameters that decide its meaning.
@@ -135,11 +139,10 @@ mod tests {
 
     #[test]
     fn states() {
-        assert_eq!(check_state(100, "a", "a", 101), Ok(()));
-        assert_eq!(check_state(101, "a", "a", 101), Err(StateProblem::Expired));
-        assert_eq!(
-            check_state(100, "a", "b", 101),
-            Err(StateProblem::OtherCaller)
-        );
+        assert_eq!(check_state(100, "a", "a", 101), StateCheck::Usable);
+        assert_eq!(check_state(101, "a", "a", 101), StateCheck::Expired);
+        assert_eq!(check_state(100, "a", "b", 101), StateCheck::Foreign);
+        // Another caller's expired state is still only foreign to this one.
+        assert_eq!(check_state(101, "a", "b", 101), StateCheck::Foreign);
     }
 }

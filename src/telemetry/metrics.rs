@@ -32,6 +32,10 @@ pub struct Metrics {
     /// `authbroker.refresh.lateness` (s), by `provider`: how long after its
     /// due instant a connection was claimed for a background refresh.
     pub refresh_lateness: Histogram<f64>,
+    /// `authbroker.listener.shed`, by `listener` and `reason` (evicted: an
+    /// idle or unfinished connection closed to make room; refused: a new one
+    /// closed because every open connection carried a call).
+    pub connections_shed: Counter<u64>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -107,6 +111,10 @@ pub fn metrics() -> &'static Metrics {
                 .with_unit("s")
                 .with_description("How late after its due instant a background refresh was claimed")
                 .build(),
+            connections_shed: meter
+                .u64_counter("authbroker.listener.shed")
+                .with_description("Connections closed by a full listener, by listener and reason")
+                .build(),
         }
     })
 }
@@ -141,6 +149,17 @@ pub fn refresh_lateness(provider: &str, late_secs: i64) {
     metrics().refresh_lateness.record(
         late_secs as f64,
         &[KeyValue::new("provider", provider.to_owned())],
+    );
+}
+
+/// Counts one connection a full `listener` closed, for `reason`.
+pub fn connection_shed(listener: &'static str, reason: &'static str) {
+    metrics().connections_shed.add(
+        1,
+        &[
+            KeyValue::new("listener", listener),
+            KeyValue::new("reason", reason),
+        ],
     );
 }
 

@@ -66,6 +66,10 @@ pub struct Options {
     pub background_refresh_secs: u64,
     /// TOML added to one generated provider section, by provider id.
     pub provider_config: Vec<(&'static str, String)>,
+    /// The process's limit on open files (run under `prlimit`).
+    pub open_files: Option<u64>,
+    /// TOML added to one caller's section, by caller name.
+    pub caller_config: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -80,6 +84,8 @@ impl Default for Options {
             refresh_cooldown_secs: 0,
             background_refresh_secs: 0,
             provider_config: Vec::new(),
+            open_files: None,
+            caller_config: Vec::new(),
         }
     }
 }
@@ -205,7 +211,7 @@ impl TestApp {
         let config_path = dir.path().join("authbroker.toml");
         std::fs::write(&config_path, config).expect("write config");
         let logs = Arc::new(Mutex::new(Vec::new()));
-        let (child, addr) = launch(&config_path, &options.env, logs.clone()).await;
+        let (child, addr) = launch(&config_path, &options, logs.clone()).await;
         TestApp {
             addr,
             fakes,
@@ -361,9 +367,12 @@ pub fn config_toml(fakes: &Fakes, db: &TestDb, options: &Options) -> String {
         options.http_timeout_ms,
     );
     if options.callers {
-        toml += &format!(
-            "[[callers]]\nname = \"billing\"\ntoken = \"{BILLING_TOKEN}\"\n[[callers]]\nname = \"search\"\ntoken = \"{SEARCH_TOKEN}\"\n"
-        );
+        for (name, token) in [("billing", BILLING_TOKEN), ("search", SEARCH_TOKEN)] {
+            toml += &format!("[[callers]]\nname = \"{name}\"\ntoken = \"{token}\"\n");
+            for (_, extra) in options.caller_config.iter().filter(|(c, _)| *c == name) {
+                toml += &format!("{extra}\n");
+            }
+        }
     }
     for (id, fake, extra) in [
         (
@@ -417,10 +426,19 @@ pub fn config_toml(fakes: &Fakes, db: &TestDb, options: &Options) -> String {
 /// Starts the binary and waits for its "listening" log line.
 async fn launch(
     config: &std::path::Path,
-    env: &[(String, String)],
+    options: &Options,
     logs: Arc<Mutex<Vec<String>>>,
 ) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_authbroker"))
+    let binary = env!("CARGO_BIN_EXE_authbroker");
+    let mut command = match options.open_files {
+        Some(n) => {
+            let mut c = Command::new("prlimit");
+            c.arg(format!("--nofile={n}:{n}")).arg("--").arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
+    let mut child = command
         .arg("serve")
         .arg("--config")
         .arg(config)
@@ -431,7 +449,7 @@ async fn launch(
             "AUTHBROKER_LOG",
             "debug,h2=warn,hyper=warn,hyper_util=warn,tower=warn,sqlx=warn,rustls=warn,tonic=warn",
         )
-        .envs(env.iter().cloned())
+        .envs(options.env.iter().cloned())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)

@@ -46,6 +46,7 @@ mod helpers;
 mod in_process;
 mod isolation;
 mod lifecycle;
+mod limits;
 mod persistence;
 mod proxy;
 mod server;

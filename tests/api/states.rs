@@ -62,7 +62,7 @@ async fn an_expired_state_is_refused(backend: Backend) {
     app.stop().await;
 }
 
-async fn a_state_begun_by_another_caller_is_refused_and_left_usable(backend: Backend) {
+async fn a_state_begun_by_another_caller_is_answered_as_unknown_and_left_usable(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut billing = app.billing().await;
     let mut search = app.search().await;
@@ -72,10 +72,23 @@ async fn a_state_begun_by_another_caller_is_refused_and_left_usable(backend: Bac
         .aries
         .approve(&begun.authorization_url, USER)
         .await;
-    assert_status(
-        search.complete_auth(callback(params.clone())).await,
-        Code::FailedPrecondition,
-        "another caller",
+    let foreign = search
+        .complete_auth(callback(params.clone()))
+        .await
+        .expect_err("refused");
+    // Answered exactly like a state that never existed: the answer must not
+    // tell a caller that someone else's state is live.
+    let mut forged = params.clone();
+    forged.insert("state".into(), "a-state-nobody-began".into());
+    let unknown = search
+        .complete_auth(callback(forged))
+        .await
+        .expect_err("refused");
+    assert_eq!(foreign.code(), Code::FailedPrecondition);
+    assert_eq!(
+        (foreign.code(), foreign.message(), foreign.details()),
+        (unknown.code(), unknown.message(), unknown.details()),
+        "{foreign:?} vs {unknown:?}"
     );
     assert_eq!(app.fakes.aries.token_requests("authorization_code"), 0);
     // The rightful caller still completes it.
@@ -108,6 +121,6 @@ on_both!(
     a_used_state_cannot_be_replayed,
     an_unknown_state_is_refused_without_a_provider_call,
     an_expired_state_is_refused,
-    a_state_begun_by_another_caller_is_refused_and_left_usable,
+    a_state_begun_by_another_caller_is_answered_as_unknown_and_left_usable,
     concurrent_completions_of_one_state_exchange_the_code_once,
 );
