@@ -25,7 +25,17 @@ where
     loop {
         tokio::select! {
             done = &mut work => return done,
-            () = tokio::time::sleep(period) => renew().await,
+            () = tokio::time::sleep(period) => {
+                // The work goes on while the claim is renewed: it may hold
+                // what the renewal waits for (SQLite's write gate), and a
+                // renewal that waited for it would wait forever.
+                let renewal = renew();
+                tokio::pin!(renewal);
+                tokio::select! {
+                    done = &mut work => return done,
+                    () = &mut renewal => {}
+                }
+            }
         }
     }
 }
@@ -34,6 +44,30 @@ where
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn the_work_goes_on_while_a_renewal_waits_for_it() {
+        // The work holds a lock for longer than a period; the renewal needs
+        // it. Were the work not polled during the renewal, neither would end.
+        let gate = tokio::sync::Mutex::new(());
+        let done = tokio::time::timeout(
+            Duration::from_secs(5),
+            while_renewing(
+                Duration::from_millis(20),
+                async {
+                    let _held = gate.lock().await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    7
+                },
+                || async {
+                    let _ = gate.lock().await;
+                },
+            ),
+        )
+        .await
+        .expect("no deadlock");
+        assert_eq!(done, 7);
+    }
 
     #[tokio::test]
     async fn renews_while_the_work_runs_and_stops_after() {
