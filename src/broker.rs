@@ -56,7 +56,7 @@ use crate::{
     clock::SharedClock,
     config::TokenSettings,
     crypto::SealingKey,
-    domain::{Caller, Connection, ConnectionId, ProviderId, ServedToken, Subject},
+    domain::{Caller, Connection, ConnectionId, Policy, ProviderId, ServedToken, Subject},
     error::Result,
     http::HttpClient,
     providers::ProviderSetting,
@@ -197,17 +197,23 @@ impl Broker {
     }
 
     /// BeginAuth.
-    pub(crate) async fn begin_auth(&self, caller: &Caller, req: BeginAuth) -> Result<Begun> {
-        self.connector.begin(caller, req).await
+    pub(crate) async fn begin_auth(
+        &self,
+        caller: &Caller,
+        policy: &Policy,
+        req: BeginAuth,
+    ) -> Result<Begun> {
+        self.connector.begin(caller, policy, req).await
     }
 
     /// CompleteAuth.
     pub(crate) async fn complete_auth(
         &self,
         caller: &Caller,
+        policy: &Policy,
         cb: Callback,
     ) -> Result<CallbackOutcome> {
-        self.connector.complete(caller, cb).await
+        self.connector.complete(caller, policy, cb).await
     }
 
     /// SignInWithPassword.

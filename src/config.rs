@@ -2,6 +2,7 @@
 //! variables. Unknown keys in either are an error naming the key, and no
 //! secret is ever printed (Debug of every secret-bearing type is redacted).
 
+mod callers;
 mod raw;
 mod secrets;
 mod server;
@@ -9,13 +10,12 @@ mod toml_error;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
-use sha2::{Digest, Sha256};
-
 use crate::{
     domain::{ClientSecret, ProviderId, RedirectUri},
     providers::{Environment, Profile, ProviderKind, ProviderSetting, RefreshLimits},
     secret::Secret,
 };
+pub use callers::RPCS;
 use raw::{RawConfig, RawProvider};
 use secrets::resolve_secret;
 pub use server::ServerLimits;
@@ -188,18 +188,24 @@ pub enum KeySetting {
 pub struct CallerSetting {
     /// The caller's name; connections belong to it.
     pub name: String,
-    /// SHA-256 of its bearer token (the token itself is not kept).
-    pub token_sha256: [u8; 32],
+    /// SHA-256 of each bearer token it may present (the tokens themselves
+    /// are not kept).
+    pub token_sha256s: Vec<[u8; 32]>,
     /// Calls per second it may make on each replica, with a burst; `None`
     /// for no limit.
     pub rate_limit: Option<(f64, u32)>,
+    /// What it may do.
+    pub policy: crate::domain::Policy,
 }
 
 impl std::fmt::Debug for CallerSetting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallerSetting")
             .field("name", &self.name)
-            .finish_non_exhaustive()
+            .field("tokens", &self.token_sha256s.len())
+            .field("rate_limit", &self.rate_limit)
+            .field("policy", &self.policy)
+            .finish()
     }
 }
 
@@ -321,68 +327,13 @@ impl Settings {
             },
         };
 
-        let mut callers = Vec::new();
-        for (i, caller) in raw.callers.into_iter().enumerate() {
-            let field = format!("callers[{i}]");
-            if !valid_name(&caller.name, 128) {
-                return Err(format!(
-                    "{field}.name: 1 to 128 characters of a-z A-Z 0-9 . _ -"
-                ));
-            }
-            if callers
-                .iter()
-                .any(|c: &CallerSetting| c.name == caller.name)
-            {
-                return Err(format!(
-                    "{field}.name: {:?} is configured twice",
-                    caller.name
-                ));
-            }
-            let token = resolve_secret(
-                &format!("{field}.token"),
-                caller.token,
-                caller.token_env,
-                caller.token_file,
-                env,
-            )?
-            .ok_or_else(|| {
-                format!("{field}.token: one of token, token_env or token_file is required")
-            })?;
-            if token.expose().len() < 16 {
-                return Err(format!("{field}.token: must be at least 16 characters"));
-            }
-            let rate_limit = match (caller.rate_limit_per_second, caller.rate_limit_burst) {
-                (None, None) => None,
-                (Some(rate), burst) if rate > 0.0 && rate.is_finite() => {
-                    // A second's worth by default, at least one call.
-                    let burst = burst.unwrap_or(rate.ceil().min(f64::from(u32::MAX)) as u32);
-                    if burst == 0 {
-                        return Err(format!("{field}.rate_limit_burst: at least 1"));
-                    }
-                    Some((rate, burst))
-                }
-                (Some(_), _) => {
-                    return Err(format!("{field}.rate_limit_per_second: a positive number"));
-                }
-                (None, Some(_)) => {
-                    return Err(format!(
-                        "{field}.rate_limit_burst: needs rate_limit_per_second"
-                    ));
-                }
-            };
-            callers.push(CallerSetting {
-                name: caller.name,
-                token_sha256: Sha256::digest(token.expose().as_bytes()).into(),
-                rate_limit,
-            });
-        }
-
         let mut providers = BTreeMap::new();
         for (id, provider) in raw.providers {
             let setting =
                 resolve_provider(&id, provider, env).map_err(|e| format!("providers.{id}.{e}"))?;
             providers.insert(id, setting);
         }
+        let callers = callers::resolve(raw.callers, &providers, env)?;
 
         let http = HttpSettings {
             connect_timeout: Duration::from_millis(raw.http.connect_timeout_ms.unwrap_or(5_000)),

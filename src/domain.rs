@@ -4,12 +4,14 @@
 
 mod connection;
 mod ids;
+mod policy;
 mod scopes;
 mod secrets;
 mod usage;
 
 pub(crate) use connection::{Connection, ConnectionStatus, ServedToken};
 pub(crate) use ids::{Caller, ConnectionId, ProviderId, RedirectUri, Subject};
+pub use policy::{Denied, Policy};
 pub(crate) use scopes::Scopes;
 pub use secrets::{
     AccessToken, AuthorizationCode, ClientSecret, Password, PkceVerifier, RefreshToken, Sealed,

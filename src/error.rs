@@ -200,6 +200,16 @@ pub(crate) enum Error {
         /// When its next call would be admitted.
         retry_after: Duration,
     },
+    /// The caller's policy does not allow this.
+    #[error("not allowed by the policy of caller {caller:?}: {detail} (rule `{rule}`)")]
+    PolicyDenied {
+        /// The caller.
+        caller: String,
+        /// The config key of the rule.
+        rule: &'static str,
+        /// What was refused.
+        detail: String,
+    },
     /// Too many calls in flight on this replica: shed before any work.
     #[error("server overloaded; retry shortly")]
     Overloaded,
@@ -218,6 +228,15 @@ pub(crate) enum Error {
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// A refusal by `caller`'s policy.
+    pub(crate) fn denied(caller: &crate::domain::Caller, denied: crate::domain::Denied) -> Self {
+        Self::PolicyDenied {
+            caller: caller.as_str().to_owned(),
+            rule: denied.rule,
+            detail: denied.detail,
+        }
+    }
+
     /// A field-level validation failure.
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidArgument {
@@ -266,6 +285,7 @@ impl Error {
             Self::UsageNotFound { .. } => ErrorReason::UsageNotFound,
             Self::UsageNotUnknown { .. } => ErrorReason::UsageNotUnknown,
             Self::RateLimited { .. } => ErrorReason::RateLimited,
+            Self::PolicyDenied { .. } => ErrorReason::PolicyDenied,
             Self::Overloaded => ErrorReason::Overloaded,
             Self::Conflict(_) => ErrorReason::ConcurrentModification,
             Self::StorageUnavailable => ErrorReason::StorageUnavailable,
@@ -295,6 +315,7 @@ impl Error {
             | ErrorReason::ConcurrentModification => Code::Aborted,
             ErrorReason::UsageKeyConflict => Code::AlreadyExists,
             ErrorReason::RateLimited | ErrorReason::Overloaded => Code::ResourceExhausted,
+            ErrorReason::PolicyDenied => Code::PermissionDenied,
             ErrorReason::Internal | ErrorReason::Unspecified => Code::Internal,
         }
     }
@@ -361,6 +382,10 @@ impl Error {
             }
             Self::StateInvalid(problem) => put("state", problem.as_str().to_owned()),
             Self::RateLimited { caller, .. } => put("caller", caller.clone()),
+            Self::PolicyDenied { caller, rule, .. } => {
+                put("caller", caller.clone());
+                put("rule", (*rule).to_owned());
+            }
             Self::Provider {
                 provider,
                 step,

@@ -2,6 +2,7 @@
 //! only code touching it: rows become domain values here and nowhere else.
 //! Instants are Unix seconds; secrets arrive sealed.
 
+pub(crate) mod budget;
 pub(crate) mod connections;
 mod entity;
 pub(crate) mod liveness;
@@ -13,6 +14,17 @@ pub(crate) mod usage;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::config::embedded_sqlite_path;
+
+/// A PostgreSQL advisory lock key for `name` in `namespace`: FNV-1a, fixed
+/// here so that every version of the service computes the same key.
+pub(crate) fn advisory_key(namespace: &str, name: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in namespace.bytes().chain(name.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash as i64
+}
 
 /// Opens the database, creating the embedded SQLite file (and its folder) when
 /// needed.

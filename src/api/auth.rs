@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::{convert, validate};
 use crate::{
     broker::{BeginAuth, Broker, Callback, CallbackOutcome, PasswordSignIn},
-    domain::{AuthorizationCode, Caller, Password},
+    domain::{AuthorizationCode, Caller, Password, Policy},
     error::{Error, Result},
     pb::{self, complete_auth_response::Outcome},
     secret::Secret,
@@ -14,6 +14,7 @@ use crate::{
 pub(super) async fn begin(
     broker: &Broker,
     caller: &Caller,
+    policy: &Policy,
     req: pb::BeginAuthRequest,
 ) -> Result<pb::BeginAuthResponse> {
     let request = BeginAuth {
@@ -23,7 +24,7 @@ pub(super) async fn begin(
         scopes: validate::scopes(req.scopes)?,
         sign_up: req.sign_up,
     };
-    let begun = broker.begin_auth(caller, request).await?;
+    let begun = broker.begin_auth(caller, policy, request).await?;
     Ok(pb::BeginAuthResponse {
         authorization_url: begun.authorization_url,
         state: begun.state.expose().to_owned(),
@@ -34,6 +35,7 @@ pub(super) async fn begin(
 pub(super) async fn complete(
     broker: &Broker,
     caller: &Caller,
+    policy: &Policy,
     req: pb::CompleteAuthRequest,
 ) -> Result<pb::CompleteAuthResponse> {
     if req.params.len() > 32 {
@@ -66,7 +68,7 @@ pub(super) async fn complete(
             "required unless the callback has an error or other parameters",
         ));
     }
-    let outcome = match broker.complete_auth(caller, callback).await? {
+    let outcome = match broker.complete_auth(caller, policy, callback).await? {
         CallbackOutcome::Connected(connection) => {
             Outcome::Connection(convert::connection(*connection))
         }
@@ -89,9 +91,14 @@ pub(super) async fn complete(
 pub(super) async fn password(
     broker: &Broker,
     caller: &Caller,
+    policy: &Policy,
     req: pb::SignInWithPasswordRequest,
 ) -> Result<pb::SignInWithPasswordResponse> {
     let provider = validate::provider(req.provider)?;
+    policy
+        .password_grant()
+        .and_then(|()| policy.provider(provider.as_str()))
+        .map_err(|denied| Error::denied(caller, denied))?;
     let subject = validate::subject(req.subject)?;
     let username = validate::required("username", req.username, 256)?;
     if req.password.is_empty() {

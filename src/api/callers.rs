@@ -10,7 +10,11 @@ use subtle::ConstantTimeEq;
 use tonic::{Request, Status, service::Interceptor};
 
 use super::rate::RateLimit;
-use crate::{config::CallerSetting, domain::Caller, error::Error};
+use crate::{
+    config::CallerSetting,
+    domain::{Caller, Policy},
+    error::Error,
+};
 
 /// Name used for every call when no callers are configured (loopback only).
 const ANONYMOUS: &str = "anonymous";
@@ -24,8 +28,9 @@ pub(crate) struct CallerAuth {
 /// A configured caller.
 struct Known {
     caller: Caller,
-    token_sha256: [u8; 32],
+    token_sha256s: Vec<[u8; 32]>,
     rate: Option<RateLimit>,
+    policy: Arc<Policy>,
 }
 
 impl CallerAuth {
@@ -38,21 +43,23 @@ impl CallerAuth {
                     .iter()
                     .map(|c| Known {
                         caller: Caller::trusted(&c.name),
-                        token_sha256: c.token_sha256,
+                        token_sha256s: c.token_sha256s.clone(),
                         rate: c
                             .rate_limit
                             .map(|(per_second, burst)| RateLimit::new(per_second, burst, now)),
+                        policy: Arc::new(c.policy.clone()),
                     })
                     .collect(),
             ),
         }
     }
 
-    /// The caller presenting `header`, if it is within its rate limit.
-    fn admit(&self, header: Option<&str>) -> Result<Caller, Error> {
+    /// The caller presenting `header` and its policy, if it is within its
+    /// rate limit.
+    fn admit(&self, header: Option<&str>) -> Result<(Caller, Arc<Policy>), Error> {
         let known = match self.authenticate(header)? {
             Some(known) => known,
-            None => return Ok(Caller::trusted(ANONYMOUS)),
+            None => return Ok((Caller::trusted(ANONYMOUS), Arc::default())),
         };
         if let Some(rate) = &known.rate
             && let Err(retry_after) = rate.admit(Instant::now())
@@ -62,7 +69,7 @@ impl CallerAuth {
                 retry_after,
             });
         }
-        Ok(known.caller.clone())
+        Ok((known.caller.clone(), known.policy.clone()))
     }
 
     /// The configured caller presenting `header`; `None` when no callers are
@@ -84,8 +91,10 @@ impl CallerAuth {
         // Compare against every caller so timing does not reveal which matched.
         let mut found = None;
         for known in self.callers.iter() {
-            if bool::from(known.token_sha256.ct_eq(&presented)) {
-                found = Some(known);
+            for hash in &known.token_sha256s {
+                if bool::from(hash.ct_eq(&presented)) {
+                    found = Some(known);
+                }
             }
         }
         found
@@ -100,8 +109,9 @@ impl Interceptor for CallerAuth {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        let caller = self.admit(header).map_err(Status::from)?;
+        let (caller, policy) = self.admit(header).map_err(Status::from)?;
         request.extensions_mut().insert(caller);
+        request.extensions_mut().insert(policy);
         Ok(request)
     }
 }
@@ -113,25 +123,27 @@ mod tests {
     fn auth(rate_limit: Option<(f64, u32)>) -> CallerAuth {
         CallerAuth::new(&[CallerSetting {
             name: "billing".into(),
-            token_sha256: Sha256::digest(b"token-0123456789").into(),
+            token_sha256s: vec![
+                Sha256::digest(b"token-0123456789").into(),
+                Sha256::digest(b"token-rotated-0123").into(),
+            ],
             rate_limit,
+            policy: Policy::default(),
         }])
     }
 
     #[test]
     fn matches_known_token_only() {
         let auth = auth(None);
-        assert_eq!(
-            auth.admit(Some("Bearer token-0123456789"))
-                .expect("ok")
-                .as_str(),
-            "billing"
-        );
+        for token in ["token-0123456789", "token-rotated-0123"] {
+            let (caller, _) = auth.admit(Some(&format!("Bearer {token}"))).expect("ok");
+            assert_eq!(caller.as_str(), "billing");
+        }
         assert!(auth.admit(Some("Bearer wrong")).is_err());
         assert!(auth.admit(Some("token-0123456789")).is_err());
         assert!(auth.admit(None).is_err());
         assert_eq!(
-            CallerAuth::new(&[]).admit(None).expect("open").as_str(),
+            CallerAuth::new(&[]).admit(None).expect("open").0.as_str(),
             ANONYMOUS
         );
     }

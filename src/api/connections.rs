@@ -1,7 +1,12 @@
 //! GetConnection, ListConnections, RevokeConnection, GetUserInfo handlers.
 
 use super::{convert, validate};
-use crate::{broker::Broker, domain::Caller, error::Result, pb};
+use crate::{
+    broker::Broker,
+    domain::{Caller, Policy},
+    error::{Error, Result},
+    pb,
+};
 
 pub(super) async fn get(
     broker: &Broker,
@@ -45,9 +50,16 @@ pub(super) async fn revoke(
 pub(super) async fn user_info(
     broker: &Broker,
     caller: &Caller,
+    policy: &Policy,
     req: pb::GetUserInfoRequest,
 ) -> Result<pb::GetUserInfoResponse> {
     let id = validate::connection_id(&req.connection_id)?;
+    if policy.providers.is_some() {
+        let connection = broker.connection(caller, id).await?;
+        policy
+            .provider(connection.provider.as_str())
+            .map_err(|denied| Error::denied(caller, denied))?;
+    }
     let profile = broker.user_info(caller, id).await?;
     Ok(pb::GetUserInfoResponse {
         profile: Some(convert::json_struct(profile)),

@@ -3,7 +3,7 @@
 use super::{convert, validate};
 use crate::{
     broker::Broker,
-    domain::Caller,
+    domain::{Caller, Policy},
     error::{Error, Result},
     pb,
 };
@@ -16,6 +16,7 @@ const MAX_MIN_VALID_SECS: u32 = 86_400;
 pub(super) async fn get(
     broker: &Broker,
     caller: &Caller,
+    policy: &Policy,
     req: pb::GetAccessTokenRequest,
     wait: Option<std::time::Duration>,
 ) -> Result<pb::GetAccessTokenResponse> {
@@ -33,6 +34,10 @@ pub(super) async fn get(
     let token = broker
         .access_token(caller, id, i64::from(min_valid), req.force_refresh, wait)
         .await?;
+    // A connection to a provider the caller may no longer use serves nothing.
+    policy
+        .provider(token.provider.as_str())
+        .map_err(|denied| Error::denied(caller, denied))?;
     Ok(pb::GetAccessTokenResponse {
         access_token: token.token.secret().to_owned(),
         token_type: token.token_type,

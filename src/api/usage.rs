@@ -3,7 +3,7 @@
 use super::{convert, validate};
 use crate::{
     broker::{Broker, UsageRequest},
-    domain::Caller,
+    domain::{Caller, Policy},
     error::{Error, Result},
     pb,
 };
@@ -37,6 +37,7 @@ pub(super) async fn resolve(
 pub(super) async fn record(
     broker: &Broker,
     caller: &Caller,
+    policy: std::sync::Arc<Policy>,
     req: pb::RecordUsageRequest,
     wait: Option<std::time::Duration>,
 ) -> Result<pb::RecordUsageResponse> {
@@ -45,7 +46,12 @@ pub(super) async fn record(
         usage: validate::usage(req.usage)?,
         credits: validate::credits(req.credits)?,
         idempotency_key: validate::idempotency_key(req.idempotency_key)?,
+        policy,
     };
+    request
+        .policy
+        .credits_per_call(request.credits.value())
+        .map_err(|denied| Error::denied(caller, denied))?;
     let outcome = broker.record_usage(caller, request, wait).await?;
     Ok(pb::RecordUsageResponse {
         usage_id: outcome.usage_id,

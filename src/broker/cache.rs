@@ -108,6 +108,7 @@ mod tests {
             token: AccessToken::new("t"),
             token_type: "Bearer".into(),
             expires_at: 100,
+            provider: crate::domain::ProviderId::trusted("ares"),
         }
     }
 

@@ -16,7 +16,8 @@ use super::{
 use crate::{
     clock::SharedClock,
     domain::{
-        AuthorizationCode, Caller, Connection, Password, ProviderId, RedirectUri, Scopes, Subject,
+        AuthorizationCode, Caller, Connection, Password, Policy, ProviderId, RedirectUri, Scopes,
+        Subject,
     },
     error::{Error, Result, Step},
     flow::{
@@ -109,8 +110,15 @@ pub(crate) struct Connector {
 
 impl Connector {
     /// Stores a new single-use state and returns the authorization URL.
-    pub(crate) async fn begin(&self, caller: &Caller, req: BeginAuth) -> Result<Begun> {
+    pub(crate) async fn begin(
+        &self,
+        caller: &Caller,
+        policy: &Policy,
+        req: BeginAuth,
+    ) -> Result<Begun> {
         let provider = self.providers.requested(&req.provider)?;
+        let denied = |denied| Error::denied(caller, denied);
+        policy.provider(provider.id.as_str()).map_err(denied)?;
         let redirect_uri = match req.redirect_uri {
             Some(uri) if provider.redirect_uris.contains(&uri) => uri,
             Some(_) => {
@@ -146,6 +154,11 @@ impl Connector {
         } else {
             req.scopes
         };
+        // After the defaults: what the user will be asked to grant.
+        policy.redirect_uri(redirect_uri.as_str()).map_err(denied)?;
+        policy
+            .scopes(scopes.as_slice().iter().map(String::as_str))
+            .map_err(denied)?;
 
         let state = StateToken::generate().0;
         let state_hash = flow::hash_state(state.expose());
@@ -192,11 +205,20 @@ impl Connector {
 
     /// Consumes the state and turns the callback into an outcome. No request
     /// reaches the provider unless the state is valid for this caller.
-    pub(crate) async fn complete(&self, caller: &Caller, cb: Callback) -> Result<CallbackOutcome> {
+    pub(crate) async fn complete(
+        &self,
+        caller: &Caller,
+        policy: &Policy,
+        cb: Callback,
+    ) -> Result<CallbackOutcome> {
         let state = self
             .take_state(caller, &flow::hash_state(cb.state.expose()))
             .await?;
         let provider = self.providers.stored(&state.provider)?;
+        // The policy may have narrowed since BeginAuth: the state is spent.
+        policy
+            .provider(provider.id.as_str())
+            .map_err(|denied| Error::denied(caller, denied))?;
         let kind = classify_callback(&CallbackParams {
             error: cb.error.as_deref(),
             has_code: cb.code.is_some(),

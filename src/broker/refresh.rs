@@ -319,6 +319,7 @@ impl Refresher {
             token: tokens.access_token,
             token_type: tokens.token_type,
             expires_at,
+            provider: provider.id.clone(),
         })
     }
 
@@ -357,6 +358,7 @@ impl Refresher {
             token: self.vault.open_access(id, sealed)?,
             token_type: row.token_type.clone(),
             expires_at: row.snapshot.expires_at.unwrap_or_default(),
+            provider: row.connection.provider.clone(),
         })
     }
 }

@@ -183,6 +183,7 @@ impl TokenService {
             token: self.vault.open_access(id, &sealed)?,
             token_type: row.token_type,
             expires_at: row.access_token_expires_at.unwrap_or_default(),
+            provider: row.provider,
         };
         self.cache.put(id, caller, token.clone(), now_ms);
         Ok(Some(token))

@@ -23,16 +23,19 @@ use super::{
 };
 use crate::{
     clock::SharedClock,
-    domain::{Caller, ProviderId, UsageStatus},
+    domain::{Caller, Denied, ProviderId, UsageStatus},
     error::{Error, Result, Step},
     flow::usage::{LedgerSnapshot, OnExisting, UsageVerdict, classify_usage_answer, on_existing},
     providers::ProviderSetting,
     store::{
+        budget::{self, Budgeted},
         connections,
         usage::{self, Claim, NewUsage, Settlement, UsageEntry},
     },
 };
 
+/// The window of `max_credits_per_day`.
+const DAY_SECS: i64 = 86_400;
 /// How often a duplicate looks at the attempt with its key.
 const DUPLICATE_POLL: Duration = Duration::from_millis(25);
 /// How long a GetAccessToken made for a usage call needs the token to live.
@@ -95,7 +98,28 @@ impl UsageLedger {
                     credits: req.credits.value(),
                     claim: self.claim(),
                 };
-                if usage::claim_new(&self.db, claim).await? {
+                let claimed = match req.policy.max_credits_per_day {
+                    None => usage::claim_new(&self.db, claim).await?,
+                    Some(max) => {
+                        let since = self.clock.now() - DAY_SECS;
+                        match budget::claim_new_within(&self.db, claim, max, since).await? {
+                            Budgeted::Claimed => true,
+                            Budgeted::Exists => false,
+                            Budgeted::Over { used } => {
+                                let denied = req
+                                    .policy
+                                    .credits_per_day(used, req.credits.value())
+                                    .err()
+                                    .unwrap_or_else(|| Denied {
+                                        rule: "max_credits_per_day",
+                                        detail: format!("{used} credits used in 24 hours"),
+                                    });
+                                return Err(Error::denied(caller, denied));
+                            }
+                        }
+                    }
+                };
+                if claimed {
                     remember(&id);
                     return self.attempt_detached(caller, &req, provider, id).await;
                 }
@@ -208,6 +232,9 @@ impl UsageLedger {
             .await?
             .ok_or(Error::ConnectionNotFound { id })?;
         let connection = status::usable(connection)?;
+        req.policy
+            .provider(connection.provider.as_str())
+            .map_err(|denied| Error::denied(caller, denied))?;
         let provider = self.providers.stored(&connection.provider)?;
         if provider.profile.usage_url.is_none() {
             return Err(Error::ProviderUnsupported {

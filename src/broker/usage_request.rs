@@ -1,10 +1,12 @@
 //! What a RecordUsage asks and answers, and the answer a settled key replays.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    domain::{ConnectionId, Credits, IdempotencyKey, UsageLabel},
+    domain::{ConnectionId, Credits, IdempotencyKey, Policy, UsageLabel},
     flow::state::hex,
     store::usage::UsageEntry,
 };
@@ -20,6 +22,9 @@ pub(crate) struct UsageRequest {
     pub(crate) credits: Credits,
     /// Caller-chosen idempotency key.
     pub(crate) idempotency_key: IdempotencyKey,
+    /// The caller's policy (providers, daily credits); not part of the
+    /// request's identity.
+    pub(crate) policy: Arc<Policy>,
 }
 
 impl UsageRequest {

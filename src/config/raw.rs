@@ -36,7 +36,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub(super) server: super::server::RawServer,
     #[serde(default)]
-    pub(super) callers: Vec<RawCaller>,
+    pub(super) callers: Vec<super::callers::RawCaller>,
     #[serde(default)]
     pub(super) providers: BTreeMap<String, RawProvider>,
 }
@@ -48,18 +48,6 @@ pub(super) struct RawHttp {
     pub(super) connect_timeout_ms: Option<u64>,
     pub(super) timeout_ms: Option<u64>,
     pub(super) max_response_bytes: Option<usize>,
-}
-
-/// `[[callers]]`
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawCaller {
-    pub(super) name: String,
-    pub(super) token: Option<String>,
-    pub(super) token_env: Option<String>,
-    pub(super) token_file: Option<String>,
-    pub(super) rate_limit_per_second: Option<f64>,
-    pub(super) rate_limit_burst: Option<u32>,
 }
 
 /// `[providers.<id>]`: identity, endpoints, and the protocol knobs every kind accepts.

@@ -216,6 +216,56 @@ fn callers_need_names_and_long_tokens() {
 }
 
 #[test]
+fn callers_take_several_tokens_but_never_share_one() {
+    let s = load(
+        "[[callers]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\ntokens = [\"fedcba9876543210\"]\ntokens_env = [\"NEXT_TOKEN\"]",
+        &[("NEXT_TOKEN", "next-token-0123456")],
+    )
+    .expect("valid");
+    assert_eq!(s.callers[0].token_sha256s.len(), 3);
+    let shared = load(
+        "[[callers]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\n\
+         [[callers]]\nname = \"b\"\ntokens = [\"other-token-0123\", \"0123456789abcdef\"]",
+        &[],
+    )
+    .expect_err("shared token");
+    assert!(
+        shared.contains("callers[1]") && shared.contains("\"a\""),
+        "{shared}"
+    );
+    assert!(!shared.contains("0123456789abcdef"), "{shared}");
+}
+
+#[test]
+fn policies_name_only_what_exists() {
+    let caller = "[[callers]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\n";
+    let s = load(
+        &format!(
+            "{ARES}{caller}providers = [\"ares\"]\nrpcs = [\"GetAccessToken\"]\n\
+             redirect_uris = [\"https://app.example.com/cb\"]\nscopes = [\"read\"]\n\
+             allow_password_grant = false\nmax_credits_per_call = 5\nmax_credits_per_day = 50"
+        ),
+        &[],
+    )
+    .expect("valid");
+    let policy = &s.callers[0].policy;
+    assert!(policy.provider("ares").is_ok() && policy.provider("other").is_err());
+    assert!(policy.rpc("RecordUsage").is_err());
+    for (extra, named) in [
+        ("providers = [\"nope\"]", "callers[0].providers"),
+        ("rpcs = [\"GetToken\"]", "callers[0].rpcs"),
+        (
+            "redirect_uris = [\"https://evil.example.com/cb\"]",
+            "callers[0].redirect_uris",
+        ),
+        ("max_credits_per_day = -1", "callers[0].max_credits_per_day"),
+    ] {
+        let err = load(&format!("{ARES}{caller}{extra}"), &[]).expect_err(extra);
+        assert!(err.contains(named), "{extra}: {err}");
+    }
+}
+
+#[test]
 fn database_passwords_never_show() {
     let s = load(
         "database_url = \"postgres://app:pa55word@db:5432/ab\"",

@@ -73,4 +73,6 @@ pub(crate) struct ServedToken {
     pub(crate) token_type: String,
     /// Unix seconds.
     pub(crate) expires_at: i64,
+    /// The connection's provider (for the caller's policy).
+    pub(crate) provider: ProviderId,
 }

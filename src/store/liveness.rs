@@ -10,17 +10,12 @@ use sea_orm::{
 
 type DbResult<T> = Result<T, sea_orm::DbErr>;
 
-/// The advisory lock key of the process named `owner`: FNV-1a, fixed here so
-/// that every version of the service computes the same key. Two owners
-/// sharing a key (or another application using it) only make a dead holder
-/// look alive, which leaves its lease to expire as it would anyway.
+/// The advisory lock key of the process named `owner` (see
+/// [`super::advisory_key`]). Two owners sharing a key (or another
+/// application using it) only make a dead holder look alive, which leaves its
+/// lease to expire as it would anyway.
 pub(crate) fn lock_key(owner: &str) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in b"authbroker-process:".iter().chain(owner.as_bytes()) {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash as i64
+    super::advisory_key("authbroker-process:", owner)
 }
 
 /// Opens a connection outside the pool (so the pool never recycles it) and

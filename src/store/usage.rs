@@ -93,7 +93,26 @@ pub(crate) struct Settlement<'a> {
 
 /// Inserts a pending record; `Ok(false)` when the key already exists.
 pub(crate) async fn claim_new(db: &DatabaseConnection, claim: NewUsage<'_>) -> DbResult<bool> {
-    let record = usage_record::Model {
+    let record = new_record(claim);
+    let _gate = super::write_gate(db).await;
+    match record.into_active_model().insert(db).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_duplicate(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A concurrent duplicate inserted first: the unique index decided.
+pub(super) fn is_duplicate(e: &sea_orm::DbErr) -> bool {
+    matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+/// The pending row of a new claim.
+pub(super) fn new_record(claim: NewUsage<'_>) -> usage_record::Model {
+    usage_record::Model {
         id: claim.id.to_owned(),
         caller: claim.caller.as_str().to_owned(),
         connection_id: claim.connection_id,
@@ -111,20 +130,6 @@ pub(crate) async fn claim_new(db: &DatabaseConnection, claim: NewUsage<'_>) -> D
         sent_at: None,
         created_at: claim.claim.now,
         updated_at: claim.claim.now,
-    };
-    let _gate = super::write_gate(db).await;
-    match record.into_active_model().insert(db).await {
-        Ok(_) => Ok(true),
-        // A concurrent duplicate inserted first: the unique index decided.
-        Err(e)
-            if matches!(
-                e.sql_err(),
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e),
     }
 }
 

@@ -7,6 +7,7 @@
 mod binary;
 mod clocked;
 mod expect;
+mod limits;
 
 use crate::helpers::Backend;
 
@@ -18,6 +19,9 @@ async fn every_reason_carries_its_details(backend: Backend) {
         clocked::in_process(backend)
     );
     cases.extend(in_process);
+    // Alone: it fills a server to capacity, and the in-process group's
+    // waits are timed.
+    cases.extend(limits::limits_and_policy(backend).await);
     cases.verify(backend);
 }
 

@@ -48,6 +48,7 @@ mod isolation;
 mod lifecycle;
 mod limits;
 mod persistence;
+mod policy;
 mod proxy;
 mod server;
 mod states;
