@@ -26,7 +26,7 @@ use crate::{
     clock::{SharedClock, SystemClock},
     config::{KeySetting, Settings},
     http::HttpClient,
-    listener::{self, BusyLayer, ConnLimits, ShedLayer},
+    listener::{self, BusyLayer, ConnLimits, ShedLayer, Tls},
     pb::auth_broker_server::AuthBrokerServer,
     store,
     telemetry::rpc::RpcLayer,
@@ -36,6 +36,8 @@ use crate::{
 pub const LIVENESS: &str = "liveness";
 /// Health service name for readiness probes: the API's own name.
 pub const READINESS: &str = "authbroker.v1.AuthBroker";
+/// Connections the health listener holds at most: probes and little else.
+const HEALTH_CONNECTIONS: usize = 256;
 /// How often expired states and old ledger rows are deleted.
 const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the background refresher publishes its due-queue depth.
@@ -204,6 +206,43 @@ pub async fn serve_with_clock(
         .build_v1alpha()
         .context("building reflection")?;
 
+    let tls = match &settings.tls {
+        Some(tls) => {
+            let tls = Tls::load(tls).context("loading the TLS certificate files")?;
+            tokio::spawn(tls.clone().keep_fresh());
+            Some(tls)
+        }
+        None => None,
+    };
+    let limits = settings.server.clone();
+    let conn_limits = ConnLimits {
+        max_connections: listener::effective_max(limits.max_connections),
+        handshake_timeout: limits.handshake_timeout,
+        idle_timeout: limits.idle_timeout,
+    };
+    // Probes cannot speak TLS: health alone, in plaintext, on its own port.
+    let health_server = match settings.health_listen {
+        Some(health_addr) => {
+            let health_listener = TcpListener::bind(health_addr)
+                .await
+                .with_context(|| format!("cannot listen on {health_addr} (health_listen)"))?;
+            tracing::info!(addr = %health_listener.local_addr()?, "health listening");
+            let probes = Server::builder()
+                .add_service(health_service.clone())
+                .serve_with_incoming(listener::incoming(
+                    health_listener,
+                    ConnLimits {
+                        max_connections: conn_limits.max_connections.min(HEALTH_CONNECTIONS),
+                        ..conn_limits
+                    },
+                    None,
+                    "health",
+                ));
+            Some(tokio::spawn(probes))
+        }
+        None => None,
+    };
+
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -211,12 +250,11 @@ pub async fn serve_with_clock(
     if settings.callers.is_empty() {
         tracing::warn!("no callers configured: accepting unauthenticated calls on loopback only");
     }
-    tracing::info!(%addr, "authbroker listening");
+    tracing::info!(%addr, tls = tls.is_some(), "authbroker listening");
     if let Some(bound) = bound {
         let _ = bound.send(addr);
     }
 
-    let limits = settings.server.clone();
     let api = InterceptedService::new(
         AuthBrokerServer::new(Api::new(broker.clone(), limits.request_timeout))
             // This API's requests are small: a larger one is refused before
@@ -252,15 +290,7 @@ pub async fn serve_with_clock(
         .add_service(reflection_v1alpha)
         .add_service(api)
         .serve_with_incoming_shutdown(
-            listener::incoming(
-                listener,
-                ConnLimits {
-                    max_connections: listener::effective_max(limits.max_connections),
-                    handshake_timeout: limits.handshake_timeout,
-                    idle_timeout: limits.idle_timeout,
-                },
-                "grpc",
-            ),
+            listener::incoming(listener, conn_limits, tls, "grpc"),
             drain,
         );
     let grace = settings.shutdown_grace;
@@ -270,6 +300,9 @@ pub async fn serve_with_clock(
             let _ = drain_begun.wait_for(|begun| *begun).await;
             tokio::time::sleep(grace).await;
         } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over: exiting with calls still in flight"),
+    }
+    if let Some(probes) = health_server {
+        probes.abort();
     }
     broker.leave().await;
     // Closing checkpoints SQLite's write-ahead log into the file.

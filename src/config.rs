@@ -6,6 +6,7 @@ mod callers;
 mod raw;
 mod secrets;
 mod server;
+mod tls;
 mod toml_error;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
@@ -19,6 +20,7 @@ pub use callers::RPCS;
 use raw::{RawConfig, RawProvider};
 use secrets::resolve_secret;
 pub use server::ServerLimits;
+pub use tls::TlsSettings;
 
 /// Every environment variable authbroker reads, in one place.
 pub mod env {
@@ -78,6 +80,10 @@ pub enum LogFormat {
 pub struct Settings {
     /// Address the gRPC server binds.
     pub listen: SocketAddr,
+    /// A plaintext address serving only `grpc.health.v1`, for probes.
+    pub health_listen: Option<SocketAddr>,
+    /// TLS on `listen`.
+    pub tls: Option<TlsSettings>,
     /// Database connection URL (`sqlite://…` or `postgres://…`).
     pub database_url: String,
     /// Run migrations before serving.
@@ -110,6 +116,8 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("listen", &self.listen)
+            .field("health_listen", &self.health_listen)
+            .field("tls", &self.tls)
             .field("database_url", &redact_database_url(&self.database_url))
             .field("migrate_on_start", &self.migrate_on_start)
             .field("state_ttl", &self.state_ttl)
@@ -191,6 +199,10 @@ pub struct CallerSetting {
     /// SHA-256 of each bearer token it may present (the tokens themselves
     /// are not kept).
     pub token_sha256s: Vec<[u8; 32]>,
+    /// SPIFFE IDs (URI SANs of a verified client certificate) that are it.
+    pub spiffe_ids: Vec<String>,
+    /// DNS names (SANs of a verified client certificate) that are it.
+    pub dns_names: Vec<String>,
     /// Calls per second it may make on each replica, with a burst; `None`
     /// for no limit.
     pub rate_limit: Option<(f64, u32)>,
@@ -203,6 +215,8 @@ impl std::fmt::Debug for CallerSetting {
         f.debug_struct("CallerSetting")
             .field("name", &self.name)
             .field("tokens", &self.token_sha256s.len())
+            .field("spiffe_ids", &self.spiffe_ids)
+            .field("dns_names", &self.dns_names)
             .field("rate_limit", &self.rate_limit)
             .field("policy", &self.policy)
             .finish()
@@ -257,6 +271,17 @@ impl Settings {
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
             format!("listen: {listen_text:?} is not an address like 127.0.0.1:50051")
         })?;
+
+        let health_listen = match raw.health_listen.filter(|h| !h.is_empty()) {
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                format!("health_listen: {text:?} is not an address like 0.0.0.0:8081")
+            })?),
+            None => None,
+        };
+        if health_listen.is_some_and(|h| h.port() == listen.port() && h.port() != 0) {
+            return Err("health_listen: must differ from listen".into());
+        }
+        let tls = raw.tls.map(tls::RawTls::resolve).transpose()?;
 
         let database_url = get(env::DATABASE)
             .or_else(|| get(env::DATABASE_URL))
@@ -333,7 +358,8 @@ impl Settings {
                 resolve_provider(&id, provider, env).map_err(|e| format!("providers.{id}.{e}"))?;
             providers.insert(id, setting);
         }
-        let callers = callers::resolve(raw.callers, &providers, env)?;
+        let mtls = tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
+        let callers = callers::resolve(raw.callers, &providers, env, mtls)?;
 
         let http = HttpSettings {
             connect_timeout: Duration::from_millis(raw.http.connect_timeout_ms.unwrap_or(5_000)),
@@ -387,6 +413,8 @@ impl Settings {
 
         Ok(Settings {
             listen,
+            health_listen,
+            tls,
             database_url,
             migrate_on_start,
             state_ttl: Duration::from_secs(state_ttl_secs),

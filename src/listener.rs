@@ -11,8 +11,10 @@ mod busy;
 mod conn;
 mod registry;
 mod shed;
+mod socket;
+mod tls;
 
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{io, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -21,8 +23,10 @@ pub use busy::BusyLayer;
 pub use shed::ShedLayer;
 
 use crate::telemetry::metrics;
-pub(crate) use conn::{Conn, Timeouts};
+pub(crate) use conn::{Conn, ConnInfo, Timeouts};
 use registry::Registry;
+pub(crate) use socket::Socket;
+pub(crate) use tls::{PeerIdentity, Tls};
 
 /// Descriptors kept back from connections: the database pool, provider
 /// calls, the telemetry exporter, files and the health listener.
@@ -60,21 +64,25 @@ fn open_files_limit() -> Option<u64> {
 
 /// Accepts connections on `listener` under `limits`, as a stream for
 /// `tonic`'s `serve_with_incoming`. `name` labels logs and metrics.
+/// With `tls`, each connection's TLS handshake runs on its own task, bounded
+/// by the handshake timeout, so a slow one holds up no other.
 pub(crate) fn incoming(
     listener: TcpListener,
     limits: ConnLimits,
+    tls: Option<Arc<Tls>>,
     name: &'static str,
-) -> ReceiverStream<io::Result<Conn<tokio::net::TcpStream>>> {
+) -> ReceiverStream<io::Result<Conn<Socket>>> {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(accept_loop(listener, limits, name, tx));
+    tokio::spawn(accept_loop(listener, limits, tls, name, tx));
     ReceiverStream::new(rx)
 }
 
 async fn accept_loop(
     listener: TcpListener,
     limits: ConnLimits,
+    tls: Option<Arc<Tls>>,
     name: &'static str,
-    tx: mpsc::Sender<io::Result<Conn<tokio::net::TcpStream>>>,
+    tx: mpsc::Sender<io::Result<Conn<Socket>>>,
 ) {
     let registry = Arc::new(Registry::default());
     let timeouts = Timeouts {
@@ -83,7 +91,7 @@ async fn accept_loop(
     };
     let mut failing = false;
     loop {
-        let (stream, _remote): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
+        let (stream, _remote): (tokio::net::TcpStream, std::net::SocketAddr) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -113,9 +121,47 @@ async fn accept_loop(
         }
         let _ = stream.set_nodelay(true);
         let activity = registry.open();
-        let conn = Conn::new(stream, activity, registry.clone(), timeouts);
-        if tx.send(Ok(conn)).await.is_err() {
-            return;
-        }
+        let Some(tls) = &tls else {
+            let conn = Conn::new(
+                Socket::Plain(stream),
+                activity,
+                registry.clone(),
+                timeouts,
+                None,
+            );
+            if tx.send(Ok(conn)).await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let (acceptor, tx, registry) = (
+            tokio_rustls::TlsAcceptor::from(tls.config()),
+            tx.clone(),
+            registry.clone(),
+        );
+        tokio::spawn(async move {
+            match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(secured)) => {
+                    let peer = secured
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(PeerIdentity::of)
+                        .map(Arc::new);
+                    let socket = Socket::Tls(Box::new(secured));
+                    let conn = Conn::new(socket, activity, registry, timeouts, peer);
+                    let _ = tx.send(Ok(conn)).await;
+                }
+                Ok(Err(e)) => {
+                    registry.closed(&activity);
+                    tracing::debug!(listener = name, error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    registry.closed(&activity);
+                    tracing::debug!(listener = name, "TLS handshake timed out");
+                }
+            }
+        });
     }
 }

@@ -1,7 +1,8 @@
 //! Caller authentication: `authorization: Bearer <token>` metadata is matched
-//! against the configured callers' token hashes in constant time, the
-//! caller's rate limit is applied, and the caller's name is attached to the
-//! request.
+//! against the configured callers' token hashes in constant time; without
+//! one, a verified client certificate (mTLS) is matched by its SPIFFE IDs
+//! and DNS names. The caller's rate limit is applied, and its name and
+//! policy are attached to the request.
 
 use std::{sync::Arc, time::Instant};
 
@@ -14,6 +15,7 @@ use crate::{
     config::CallerSetting,
     domain::{Caller, Policy},
     error::Error,
+    listener::{ConnInfo, PeerIdentity},
 };
 
 /// Name used for every call when no callers are configured (loopback only).
@@ -29,6 +31,8 @@ pub(crate) struct CallerAuth {
 struct Known {
     caller: Caller,
     token_sha256s: Vec<[u8; 32]>,
+    spiffe_ids: Vec<String>,
+    dns_names: Vec<String>,
     rate: Option<RateLimit>,
     policy: Arc<Policy>,
 }
@@ -44,6 +48,8 @@ impl CallerAuth {
                     .map(|c| Known {
                         caller: Caller::trusted(&c.name),
                         token_sha256s: c.token_sha256s.clone(),
+                        spiffe_ids: c.spiffe_ids.clone(),
+                        dns_names: c.dns_names.clone(),
                         rate: c
                             .rate_limit
                             .map(|(per_second, burst)| RateLimit::new(per_second, burst, now)),
@@ -56,8 +62,12 @@ impl CallerAuth {
 
     /// The caller presenting `header` and its policy, if it is within its
     /// rate limit.
-    fn admit(&self, header: Option<&str>) -> Result<(Caller, Arc<Policy>), Error> {
-        let known = match self.authenticate(header)? {
+    fn admit(
+        &self,
+        header: Option<&str>,
+        peer: Option<&PeerIdentity>,
+    ) -> Result<(Caller, Arc<Policy>), Error> {
+        let known = match self.authenticate(header, peer)? {
             Some(known) => known,
             None => return Ok((Caller::trusted(ANONYMOUS), Arc::default())),
         };
@@ -72,15 +82,25 @@ impl CallerAuth {
         Ok((known.caller.clone(), known.policy.clone()))
     }
 
-    /// The configured caller presenting `header`; `None` when no callers are
-    /// configured (every call is anonymous).
-    fn authenticate(&self, header: Option<&str>) -> Result<Option<&Known>, Error> {
+    /// The configured caller presenting `header`, or else the peer's
+    /// certificate; `None` when no callers are configured (every call is
+    /// anonymous).
+    fn authenticate(
+        &self,
+        header: Option<&str>,
+        peer: Option<&PeerIdentity>,
+    ) -> Result<Option<&Known>, Error> {
         if self.callers.is_empty() {
             return Ok(None);
         }
-        let header = header.ok_or(Error::Unauthenticated(
-            "missing `authorization: Bearer <token>` metadata",
-        ))?;
+        let Some(header) = header else {
+            return match peer {
+                Some(peer) => self.by_certificate(peer).map(Some),
+                None => Err(Error::Unauthenticated(
+                    "missing `authorization: Bearer <token>` metadata (or a client certificate naming a caller)",
+                )),
+            };
+        };
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
@@ -103,13 +123,36 @@ impl CallerAuth {
     }
 }
 
+impl CallerAuth {
+    /// The one caller the certificate's SPIFFE IDs and DNS names name.
+    fn by_certificate(&self, peer: &PeerIdentity) -> Result<&Known, Error> {
+        let mut named = self.callers.iter().filter(|k| {
+            peer.uris.iter().any(|u| k.spiffe_ids.contains(u))
+                || peer.dns_names.iter().any(|d| k.dns_names.contains(d))
+        });
+        match (named.next(), named.next()) {
+            (Some(known), None) => Ok(known),
+            (None, _) => Err(Error::Unauthenticated(
+                "the client certificate names no configured caller",
+            )),
+            (Some(_), Some(_)) => Err(Error::Unauthenticated(
+                "the client certificate names several callers",
+            )),
+        }
+    }
+}
+
 impl Interceptor for CallerAuth {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let header = request
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        let (caller, policy) = self.admit(header).map_err(Status::from)?;
+        let peer = request
+            .extensions()
+            .get::<ConnInfo>()
+            .and_then(|info| info.peer.clone());
+        let (caller, policy) = self.admit(header, peer.as_deref()).map_err(Status::from)?;
         request.extensions_mut().insert(caller);
         request.extensions_mut().insert(policy);
         Ok(request)
@@ -127,6 +170,8 @@ mod tests {
                 Sha256::digest(b"token-0123456789").into(),
                 Sha256::digest(b"token-rotated-0123").into(),
             ],
+            spiffe_ids: Vec::new(),
+            dns_names: Vec::new(),
             rate_limit,
             policy: Policy::default(),
         }])
@@ -136,14 +181,20 @@ mod tests {
     fn matches_known_token_only() {
         let auth = auth(None);
         for token in ["token-0123456789", "token-rotated-0123"] {
-            let (caller, _) = auth.admit(Some(&format!("Bearer {token}"))).expect("ok");
+            let (caller, _) = auth
+                .admit(Some(&format!("Bearer {token}")), None)
+                .expect("ok");
             assert_eq!(caller.as_str(), "billing");
         }
-        assert!(auth.admit(Some("Bearer wrong")).is_err());
-        assert!(auth.admit(Some("token-0123456789")).is_err());
-        assert!(auth.admit(None).is_err());
+        assert!(auth.admit(Some("Bearer wrong"), None).is_err());
+        assert!(auth.admit(Some("token-0123456789"), None).is_err());
+        assert!(auth.admit(None, None).is_err());
         assert_eq!(
-            CallerAuth::new(&[]).admit(None).expect("open").0.as_str(),
+            CallerAuth::new(&[])
+                .admit(None, None)
+                .expect("open")
+                .0
+                .as_str(),
             ANONYMOUS
         );
     }
@@ -152,9 +203,9 @@ mod tests {
     fn a_caller_over_its_rate_is_refused_with_the_wait() {
         let auth = auth(Some((1.0, 2)));
         let header = Some("Bearer token-0123456789");
-        assert!(auth.admit(header).is_ok());
-        assert!(auth.admit(header).is_ok());
-        match auth.admit(header) {
+        assert!(auth.admit(header, None).is_ok());
+        assert!(auth.admit(header, None).is_ok());
+        match auth.admit(header, None) {
             Err(Error::RateLimited {
                 caller,
                 retry_after,
@@ -166,7 +217,7 @@ mod tests {
         }
         // A wrong token is refused as such, not counted against the caller.
         assert!(matches!(
-            auth.admit(Some("Bearer wrong")),
+            auth.admit(Some("Bearer wrong"), None),
             Err(Error::Unauthenticated(_))
         ));
     }

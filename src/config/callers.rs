@@ -38,6 +38,10 @@ pub(super) struct RawCaller {
     tokens_env: Vec<String>,
     #[serde(default)]
     tokens_file: Vec<String>,
+    #[serde(default)]
+    spiffe_ids: Vec<String>,
+    #[serde(default)]
+    dns_names: Vec<String>,
     rate_limit_per_second: Option<f64>,
     rate_limit_burst: Option<u32>,
     providers: Option<Vec<String>>,
@@ -50,10 +54,13 @@ pub(super) struct RawCaller {
 }
 
 /// Resolves every caller against the configured providers.
+/// `mtls`: whether client certificates are verified (`tls.client_ca_file`),
+/// without which a caller cannot be known by one.
 pub(super) fn resolve(
     raw: Vec<RawCaller>,
     providers: &BTreeMap<String, ProviderSetting>,
     env: &BTreeMap<String, String>,
+    mtls: bool,
 ) -> Result<Vec<CallerSetting>, String> {
     let mut callers: Vec<CallerSetting> = Vec::new();
     for (i, caller) in raw.into_iter().enumerate() {
@@ -69,7 +76,20 @@ pub(super) fn resolve(
                 caller.name
             ));
         }
-        let tokens = tokens(&field, &caller, env)?;
+        let (spiffe_ids, dns_names) = identities(&field, &caller, mtls)?;
+        for id in spiffe_ids.iter().chain(&dns_names) {
+            if let Some(other) = callers
+                .iter()
+                .find(|c| c.spiffe_ids.contains(id) || c.dns_names.contains(id))
+            {
+                return Err(format!(
+                    "{field}: identity {id:?} is also {:?}'s; each caller needs its own",
+                    other.name
+                ));
+            }
+        }
+        let by_certificate = !(spiffe_ids.is_empty() && dns_names.is_empty());
+        let tokens = tokens(&field, &caller, env, by_certificate)?;
         for hash in &tokens {
             if let Some(other) = callers.iter().find(|c| c.token_sha256s.contains(hash)) {
                 return Err(format!(
@@ -83,6 +103,8 @@ pub(super) fn resolve(
         callers.push(CallerSetting {
             name: caller.name,
             token_sha256s: tokens,
+            spiffe_ids,
+            dns_names,
             rate_limit,
             policy,
         });
@@ -90,11 +112,49 @@ pub(super) fn resolve(
     Ok(callers)
 }
 
-/// The SHA-256 of every token the caller may present.
+/// The workload identities (from a verified client certificate) that make
+/// a call this caller's.
+fn identities(
+    field: &str,
+    caller: &RawCaller,
+    mtls: bool,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let has_identities = !(caller.spiffe_ids.is_empty() && caller.dns_names.is_empty());
+    if has_identities && !mtls {
+        return Err(format!(
+            "{field}: spiffe_ids and dns_names need verified client certificates ([tls] client_ca_file)"
+        ));
+    }
+    for id in &caller.spiffe_ids {
+        let valid = id
+            .strip_prefix("spiffe://")
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(domain, path)| {
+                !domain.is_empty() && !path.is_empty() && !id.contains(['?', '#', ' '])
+            });
+        if !valid {
+            return Err(format!(
+                "{field}.spiffe_ids: {id:?} is not a SPIFFE ID like spiffe://cluster.local/ns/x/sa/y"
+            ));
+        }
+    }
+    if caller
+        .dns_names
+        .iter()
+        .any(|n| n.is_empty() || n.len() > 253 || n.contains([' ', '/', '*']))
+    {
+        return Err(format!("{field}.dns_names: plain DNS names, no wildcards"));
+    }
+    Ok((caller.spiffe_ids.clone(), caller.dns_names.clone()))
+}
+
+/// The SHA-256 of every token the caller may present; none is needed by a
+/// caller known by its certificate.
 fn tokens(
     field: &str,
     caller: &RawCaller,
     env: &BTreeMap<String, String>,
+    by_certificate: bool,
 ) -> Result<Vec<[u8; 32]>, String> {
     let mut secrets: Vec<Secret> = resolve_secret(
         &format!("{field}.token"),
@@ -117,9 +177,9 @@ fn tokens(
         let name = format!("{field}.tokens_file[{i}]");
         secrets.extend(resolve_secret(&name, None, None, Some(path.clone()), env)?);
     }
-    if secrets.is_empty() {
+    if secrets.is_empty() && !by_certificate {
         return Err(format!(
-            "{field}.token: one of token, token_env, token_file, tokens, tokens_env or tokens_file is required"
+            "{field}.token: one of token, token_env, token_file, tokens, tokens_env or tokens_file is required (or spiffe_ids / dns_names with mTLS)"
         ));
     }
     let mut hashes: Vec<[u8; 32]> = Vec::new();

@@ -13,6 +13,8 @@ use crate::providers::{BodyEncoding, ClientAuth, Environment, Profile, ProviderK
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub(super) listen: Option<String>,
+    pub(super) health_listen: Option<String>,
+    pub(super) tls: Option<super::tls::RawTls>,
     pub(super) database_url: Option<String>,
     pub(super) migrate_on_start: Option<bool>,
     pub(super) state_ttl_secs: Option<u64>,

@@ -17,7 +17,10 @@ use tokio::{
     time::{Instant, Sleep},
 };
 
-use super::registry::{Activity, Deadline, Registry};
+use super::{
+    registry::{Activity, Deadline, Registry},
+    tls::PeerIdentity,
+};
 
 /// The client's HTTP/2 preface (24 bytes) and the header of the SETTINGS
 /// frame that must follow it (9 bytes): once read, the handshake is done.
@@ -37,6 +40,8 @@ pub(crate) struct Timeouts {
 pub(crate) struct ConnInfo {
     /// The connection's activity, which calls mark busy.
     pub(crate) activity: Arc<Activity>,
+    /// Who the peer's verified client certificate says it is (mTLS).
+    pub(crate) peer: Option<Arc<PeerIdentity>>,
 }
 
 /// An accepted connection; see the module comment.
@@ -47,6 +52,7 @@ pub(crate) struct Conn<IO> {
     timeouts: Timeouts,
     timer: Pin<Box<Sleep>>,
     handshake_left: usize,
+    peer: Option<Arc<PeerIdentity>>,
 }
 
 impl<IO> Conn<IO> {
@@ -55,6 +61,7 @@ impl<IO> Conn<IO> {
         activity: Arc<Activity>,
         registry: Arc<Registry>,
         timeouts: Timeouts,
+        peer: Option<Arc<PeerIdentity>>,
     ) -> Self {
         Self {
             io,
@@ -63,6 +70,7 @@ impl<IO> Conn<IO> {
             timeouts,
             timer: Box::pin(tokio::time::sleep(timeouts.handshake)),
             handshake_left: HANDSHAKE_BYTES,
+            peer,
         }
     }
 
@@ -154,6 +162,7 @@ impl<IO> tonic::transport::server::Connected for Conn<IO> {
     fn connect_info(&self) -> ConnInfo {
         ConnInfo {
             activity: self.activity.clone(),
+            peer: self.peer.clone(),
         }
     }
 }

@@ -54,5 +54,6 @@ mod server;
 mod states;
 mod takeover;
 mod telemetry;
+mod tls;
 mod tokens;
 mod usage;
