@@ -52,6 +52,26 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// `authbroker reseal`: re-seals every secret still under an older key with
+/// the ring's active key, printing progress after each batch.
+pub async fn reseal(settings: &Settings) -> anyhow::Result<()> {
+    let ring = key::load(&settings.key)?;
+    let db = connect(settings).await?;
+    let active = ring.active().id().to_owned();
+    let done = crate::broker::reseal(&db, &ring, |p: crate::broker::ResealProgress| {
+        println!(
+            "reseal: {} of {} connection(s) re-sealed under {active:?}, {} changed meanwhile (sealed anew by their writer)",
+            p.resealed, p.total, p.skipped
+        );
+    })
+    .await?;
+    println!(
+        "reseal: done; {} pending state(s) re-sealed. Run it once more after the replicas use the new ring to be sure, then remove the old key",
+        done.states
+    );
+    Ok(())
+}
+
 /// Connects to the database and applies pending migrations.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     let db = connect(settings).await?;
@@ -99,7 +119,7 @@ pub async fn serve_with_clock(
     // A configured key is checked before the database is touched: the
     // cheaper mistake is reported first.
     let configured_key = match &settings.key {
-        KeySetting::Configured { .. } => Some(key::load(&settings.key)?),
+        KeySetting::Configured { .. } | KeySetting::Ring { .. } => Some(key::load(&settings.key)?),
         KeySetting::File { .. } => None,
     };
     let db = if settings.migrate_on_start {
@@ -123,6 +143,7 @@ pub async fn serve_with_clock(
             key::load(&settings.key)?
         }
     };
+    crate::broker::check_stored_keys(&db, &key).await?;
     let http = HttpClient::new(&settings.http).context("building the HTTP client")?;
     // The longest a provider attempt with retries can take: three attempts
     // timing out (reqwest's total timeout includes connecting), two

@@ -30,6 +30,7 @@ mod proactive;
 mod provider_client;
 mod refresh;
 mod registry;
+mod rekey;
 mod replicas;
 mod retry;
 mod schedule;
@@ -50,12 +51,13 @@ use sea_orm::DatabaseConnection;
 use serde_json::{Map, Value};
 
 pub(crate) use connect::{BeginAuth, Begun, Callback, CallbackOutcome, PasswordSignIn};
+pub(crate) use rekey::{Progress as ResealProgress, check_stored as check_stored_keys, reseal};
 pub(crate) use usage_request::{UsageOutcome, UsageRequest};
 
 use crate::{
     clock::SharedClock,
     config::TokenSettings,
-    crypto::SealingKey,
+    crypto::KeyRing,
     domain::{Caller, Connection, ConnectionId, Policy, ProviderId, ServedToken, Subject},
     error::Result,
     http::HttpClient,
@@ -93,7 +95,7 @@ impl Broker {
     /// Assembles the services.
     pub(crate) fn new(
         db: DatabaseConnection,
-        key: SealingKey,
+        key: KeyRing,
         http: HttpClient,
         providers: impl IntoIterator<Item = ProviderSetting>,
         clock: SharedClock,

@@ -3,6 +3,7 @@
 //! secret is ever printed (Debug of every secret-bearing type is redacted).
 
 mod callers;
+mod keys;
 mod raw;
 mod secrets;
 mod server;
@@ -183,6 +184,13 @@ pub enum KeySetting {
         /// Base64 of the 32-byte key.
         key: Secret,
     },
+    /// A key ring: every key opens, the active one seals.
+    Ring {
+        /// The id new values are sealed under.
+        active: String,
+        /// Every key by id (base64 of 32 bytes each).
+        keys: Vec<(String, Secret)>,
+    },
     /// Embedded default: read or create this key file (mode 0600).
     File {
         /// Key id written into sealed values.
@@ -324,6 +332,10 @@ impl Settings {
         let key_id = get(env::ENCRYPTION_KEY_ID)
             .or(raw.encryption_key_id)
             .unwrap_or_else(|| "k1".into());
+        if let Some(path) = &raw.encryption_key_file {
+            keys::refuse_world_readable("encryption_key_file", std::path::Path::new(path))?;
+        }
+        let ring = keys::ring(raw.encryption_keys, raw.active_encryption_key_id, env)?;
         let configured_key = match get(env::ENCRYPTION_KEY) {
             Some(key) => Some(Secret::new(key)),
             None => resolve_secret(
@@ -334,9 +346,16 @@ impl Settings {
                 env,
             )?,
         };
-        let key = match configured_key {
-            Some(key) => KeySetting::Configured { id: key_id, key },
-            None => match embedded_sqlite_path(&database_url) {
+        let key = match (configured_key, ring) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "encryption_key: give either encryption_key (a ring of one) or [[encryption_keys]], not both"
+                        .into(),
+                );
+            }
+            (None, Some(ring)) => ring,
+            (Some(key), None) => KeySetting::Configured { id: key_id, key },
+            (None, None) => match embedded_sqlite_path(&database_url) {
                 Some(db) => KeySetting::File {
                     id: key_id,
                     path: db.with_extension("key"),

@@ -145,6 +145,88 @@ impl SealingKey {
     }
 }
 
+/// The key id a sealed value names, if it is in the sealed format.
+pub fn key_id_of(sealed: &Sealed) -> Option<&str> {
+    let mut parts = sealed.as_str().splitn(3, '.');
+    match (parts.next(), parts.next()) {
+        (Some(FORMAT), Some(id)) => Some(id),
+        _ => None,
+    }
+}
+
+/// Every key the service knows: new values are sealed with the active one;
+/// a value opens with the key whose id it names. Rotating a key is adding a
+/// new active one, re-sealing (`authbroker reseal`), then dropping the old.
+pub struct KeyRing {
+    active: SealingKey,
+    others: Vec<SealingKey>,
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("active", &self.active.id)
+            .field(
+                "others",
+                &self.others.iter().map(|k| &k.id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl KeyRing {
+    /// A ring of one.
+    pub fn single(key: SealingKey) -> Self {
+        Self {
+            active: key,
+            others: Vec::new(),
+        }
+    }
+
+    /// The ring of `keys`, sealing with the one named `active`.
+    pub fn new(active: &str, keys: Vec<SealingKey>) -> Result<Self, String> {
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(twice) = keys.iter().find(|k| !seen.insert(k.id.clone())) {
+            return Err(format!("key id {:?} is in the ring twice", twice.id));
+        }
+        let (mut actives, others): (Vec<_>, Vec<_>) =
+            keys.into_iter().partition(|k| k.id == active);
+        let active = actives
+            .pop()
+            .ok_or_else(|| format!("the active key id {active:?} is not in the ring"))?;
+        Ok(Self { active, others })
+    }
+
+    /// The key new values are sealed with.
+    pub fn active(&self) -> &SealingKey {
+        &self.active
+    }
+
+    /// Whether the ring holds a key with this id.
+    pub fn has(&self, id: &str) -> bool {
+        self.key(id).is_some()
+    }
+
+    fn key(&self, id: &str) -> Option<&SealingKey> {
+        std::iter::once(&self.active)
+            .chain(&self.others)
+            .find(|k| k.id == id)
+    }
+
+    /// Seals with the active key.
+    pub fn seal(&self, plaintext: &str, slot: Slot<'_>) -> Sealed {
+        self.active.seal(plaintext, slot)
+    }
+
+    /// Opens with the key the value names.
+    pub fn open(&self, sealed: &Sealed, slot: Slot<'_>) -> Result<Secret, OpenError> {
+        let id = key_id_of(sealed).ok_or(OpenError::Malformed)?;
+        self.key(id)
+            .ok_or_else(|| OpenError::UnknownKey(id.to_owned()))?
+            .open(sealed, slot)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +240,38 @@ mod tests {
         row: "row-1",
         field: "access_token",
     };
+
+    #[test]
+    fn a_ring_seals_with_the_active_key_and_opens_with_any() {
+        let old = SealingKey::new("k1", &[7u8; 32]).expect("key");
+        let sealed_old = old.seal("old-secret", SLOT);
+        let ring = KeyRing::new(
+            "k2",
+            vec![
+                SealingKey::new("k1", &[7u8; 32]).expect("key"),
+                SealingKey::new("k2", &[9u8; 32]).expect("key"),
+            ],
+        )
+        .expect("ring");
+        let sealed_new = ring.seal("new-secret", SLOT);
+        assert_eq!(key_id_of(&sealed_new), Some("k2"));
+        assert_eq!(
+            ring.open(&sealed_old, SLOT).expect("old").expose(),
+            "old-secret"
+        );
+        assert_eq!(
+            ring.open(&sealed_new, SLOT).expect("new").expose(),
+            "new-secret"
+        );
+        let without_k1 = KeyRing::single(SealingKey::new("k2", &[9u8; 32]).expect("key"));
+        assert!(matches!(
+            without_k1.open(&sealed_old, SLOT),
+            Err(OpenError::UnknownKey(id)) if id == "k1"
+        ));
+        assert!(KeyRing::new("k3", vec![key()]).is_err());
+        assert!(KeyRing::new("k1", vec![key(), key()]).is_err());
+        assert!(!format!("{ring:?}").contains("[9"));
+    }
 
     #[test]
     fn round_trip_and_no_plaintext_in_output() {

@@ -27,6 +27,10 @@ enum Command {
     CheckConfig,
     /// Print a new random encryption key (base64 of 32 bytes).
     GenerateKey,
+    /// Re-seal every stored secret still under an older key with the active
+    /// key, so the older key can leave the ring. Safe while replicas serve;
+    /// run it again to resume.
+    Reseal,
 }
 
 fn main() -> ExitCode {
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Some(Command::Migrate) => migrate(&settings).await,
+            Some(Command::Reseal) => app::reseal(&settings).await,
             Some(Command::Serve) | None => app::serve(settings, shutdown_signal()).await,
             Some(Command::GenerateKey) => Ok(()),
         };
@@ -94,25 +99,33 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(db.close().await?)
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled: a SIGTERM that arrives while
+/// the server starts must drain it, not kill it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
+            (Some(mut int), Some(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {},
+                    _ = term.recv() => {},
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown signal received: draining in-flight calls");
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown signal received: draining in-flight calls");
 }

@@ -5,6 +5,7 @@
 pub(crate) mod budget;
 pub(crate) mod connections;
 mod entity;
+pub(crate) mod keys;
 pub(crate) mod liveness;
 pub(crate) mod replicas;
 pub(crate) mod schedule;

@@ -2,7 +2,7 @@
 //! column so that a ciphertext copied elsewhere does not open.
 
 use crate::{
-    crypto::{SealingKey, Slot},
+    crypto::{KeyRing, Slot},
     domain::{AccessToken, ConnectionId, PkceVerifier, RefreshToken, Sealed},
     error::{Error, Result},
     flow::{TokenSet, expiry},
@@ -15,14 +15,14 @@ const REFRESH_TOKEN: &str = "refresh_token";
 const AUTH_STATES: &str = "auth_states";
 const PKCE_VERIFIER: &str = "pkce_verifier";
 
-/// The sealing key and where each secret goes.
+/// The key ring and where each secret goes.
 pub(crate) struct Vault {
-    key: SealingKey,
+    key: KeyRing,
 }
 
 impl Vault {
-    /// Seals with `key`.
-    pub(crate) fn new(key: SealingKey) -> Self {
+    /// Seals with the ring's active key, opens with any of its keys.
+    pub(crate) fn new(key: KeyRing) -> Self {
         Self { key }
     }
 
@@ -52,7 +52,7 @@ impl Vault {
                 .or(previous_refresh),
             token_type: tokens.token_type.clone(),
             expires_at: expiry::expires_at(now, tokens.expires_in, default_lifetime_secs),
-            key_id: self.key.id().to_owned(),
+            key_id: self.key.active().id().to_owned(),
             // Stamped by the caller, which knows the provider's cadence.
             refresh_due_at: None,
         }
@@ -97,6 +97,58 @@ impl Vault {
                 slot.row
             ))
         })
+    }
+}
+
+/// Re-sealing under the ring's active key (`rekey`).
+impl Vault {
+    /// Opens a connection row's access token (to prove a key opens it).
+    pub(crate) fn open_access_row(
+        ring: &KeyRing,
+        row: &str,
+        sealed: &Sealed,
+    ) -> std::result::Result<(), crate::crypto::OpenError> {
+        ring.open(sealed, slot(CONNECTIONS, row, ACCESS_TOKEN))
+            .map(drop)
+    }
+
+    /// A connection's tokens, opened and sealed again with the active key.
+    pub(crate) fn reseal_connection(
+        ring: &KeyRing,
+        stale: &crate::store::keys::Stale,
+    ) -> anyhow::Result<(Sealed, Option<Sealed>)> {
+        let row = stale.id.as_str();
+        let again = |sealed: &Sealed, field: &'static str| -> anyhow::Result<Sealed> {
+            let slot = slot(CONNECTIONS, row, field);
+            let plain = ring
+                .open(sealed, slot)
+                .map_err(|e| anyhow::anyhow!("{field}: {e}"))?;
+            Ok(ring.seal(plain.expose(), slot))
+        };
+        let access = stale
+            .access_token
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no access token"))
+            .and_then(|a| again(a, ACCESS_TOKEN))?;
+        let refresh = stale
+            .refresh_token
+            .as_ref()
+            .map(|r| again(r, REFRESH_TOKEN))
+            .transpose()?;
+        Ok((access, refresh))
+    }
+
+    /// A pending state's PKCE verifier, sealed again with the active key.
+    pub(crate) fn reseal_verifier(
+        ring: &KeyRing,
+        state_hash: &str,
+        sealed: &Sealed,
+    ) -> anyhow::Result<Sealed> {
+        let slot = slot(AUTH_STATES, state_hash, PKCE_VERIFIER);
+        let plain = ring
+            .open(sealed, slot)
+            .map_err(|e| anyhow::anyhow!("pkce_verifier: {e}"))?;
+        Ok(ring.seal(plain.expose(), slot))
     }
 }
 

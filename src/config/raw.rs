@@ -23,6 +23,9 @@ pub struct RawConfig {
     pub(super) encryption_key_env: Option<String>,
     pub(super) encryption_key_file: Option<String>,
     pub(super) encryption_key_id: Option<String>,
+    #[serde(default)]
+    pub(super) encryption_keys: Vec<super::keys::RawKey>,
+    pub(super) active_encryption_key_id: Option<String>,
     pub(super) refresh_window_secs: Option<u64>,
     pub(super) refresh_interval_secs: Option<u64>,
     pub(super) max_wait_secs: Option<u64>,

@@ -266,6 +266,70 @@ fn policies_name_only_what_exists() {
 }
 
 #[test]
+fn key_rings_name_their_mistakes() {
+    let k = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let s = load(
+        &format!(
+            "encryption_keys = [{{ id = \"k1\", key = \"{k}\" }}, {{ id = \"k2\", key_env = \"K2\" }}]\n\
+             active_encryption_key_id = \"k2\""
+        ),
+        &[("K2", k)],
+    )
+    .expect("valid");
+    assert!(
+        matches!(&s.key, KeySetting::Ring { active, keys } if active == "k2" && keys.len() == 2)
+    );
+    assert!(!format!("{s:?}").contains(k));
+    for (toml, named) in [
+        (
+            format!(
+                "encryption_keys = [{{ id = \"k1\", key = \"{k}\" }}, {{ id = \"k2\", key = \"{k}\" }}]"
+            ),
+            "active_encryption_key_id: required",
+        ),
+        (
+            format!(
+                "encryption_keys = [{{ id = \"k1\", key = \"{k}\" }}]\nactive_encryption_key_id = \"k9\""
+            ),
+            "\"k9\" is not an id",
+        ),
+        (
+            format!(
+                "encryption_key = \"{k}\"\nencryption_keys = [{{ id = \"k1\", key = \"{k}\" }}]"
+            ),
+            "not both",
+        ),
+        (
+            format!("encryption_keys = [{{ id = \"k.1\", key = \"{k}\" }}]"),
+            "encryption_keys[0].id",
+        ),
+    ] {
+        let err = load(&toml, &[]).expect_err(named);
+        assert!(err.contains(named), "{err}");
+        assert!(!err.contains(k), "{err}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_world_readable_key_file_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("k1");
+    std::fs::write(&path, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").expect("write");
+    let toml = format!(
+        "encryption_keys = [{{ id = \"k1\", key_file = \"{}\" }}]",
+        path.display()
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let err = load(&toml, &[]).expect_err("world-readable");
+    assert!(err.contains("readable by every user"), "{err}");
+    // A mounted Kubernetes secret: readable by the pod's group, not others.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o440)).expect("chmod");
+    load(&toml, &[]).expect("group-readable is the platform's choice");
+}
+
+#[test]
 fn database_passwords_never_show() {
     let s = load(
         "database_url = \"postgres://app:pa55word@db:5432/ab\"",

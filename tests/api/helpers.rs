@@ -70,6 +70,8 @@ pub struct Options {
     pub open_files: Option<u64>,
     /// TOML added to one caller's section, by caller name.
     pub caller_config: Vec<(&'static str, String)>,
+    /// The key settings instead of the database's own key (TOML, top level).
+    pub keys: Option<String>,
 }
 
 impl Default for Options {
@@ -86,6 +88,7 @@ impl Default for Options {
             provider_config: Vec::new(),
             open_files: None,
             caller_config: Vec::new(),
+            keys: None,
         }
     }
 }
@@ -348,11 +351,14 @@ pub async fn client_at(addr: &str, token: Option<&str>) -> Client {
 
 /// The server's config for these fakes, database and options.
 pub fn config_toml(fakes: &Fakes, db: &TestDb, options: &Options) -> String {
-    let key = db
-        .key
-        .as_ref()
-        .map(|k| format!("encryption_key = \"{k}\"\n"))
-        .unwrap_or_default();
+    let key = match &options.keys {
+        Some(keys) => format!("{keys}\n"),
+        None => db
+            .key
+            .as_ref()
+            .map(|k| format!("encryption_key = \"{k}\"\n"))
+            .unwrap_or_default(),
+    };
     let mut toml = format!(
         "listen = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\nlog_format = \"json\"\n{key}\
          force_refresh_cooldown_secs = {}\nrefresh_interval_secs = {}\n{}\n\

@@ -45,6 +45,7 @@ mod flows;
 mod helpers;
 mod in_process;
 mod isolation;
+mod keys;
 mod lifecycle;
 mod limits;
 mod persistence;
