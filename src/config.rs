@@ -510,8 +510,16 @@ fn resolve_provider(
         ("usage_url", profile.usage_url.as_ref()),
     ]) {
         if let Some(url) = url {
-            check_http_url(url).map_err(|e| format!("{field}: {e}"))?;
+            check_provider_url(url).map_err(|e| format!("{field}: {e}"))?;
         }
+    }
+    let issuer = raw.issuer.filter(|i| !i.is_empty());
+    if let Some(issuer) = &issuer {
+        check_provider_url(issuer).map_err(|e| format!("issuer: {e}"))?;
+    }
+    let require_iss = raw.require_iss.unwrap_or(false);
+    if require_iss && issuer.is_none() {
+        return Err("require_iss: needs issuer".into());
     }
 
     let client_id = raw
@@ -550,6 +558,8 @@ fn resolve_provider(
             .collect(),
         allow_password_grant,
         refresh,
+        issuer,
+        require_iss,
     })
 }
 
@@ -584,6 +594,24 @@ fn check_http_url(text: &str) -> Result<(), String> {
     }
     if url.fragment().is_some() {
         return Err("must not have a fragment".into());
+    }
+    Ok(())
+}
+
+/// A provider endpoint: https, or http on a loopback host only (a local
+/// provider or test double); tokens and secrets never cross a network in
+/// clear.
+fn check_provider_url(text: &str) -> Result<(), String> {
+    check_http_url(text)?;
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() == "http" && !loopback {
+        return Err("must be https (http only on a loopback host)".into());
     }
     Ok(())
 }

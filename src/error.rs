@@ -528,6 +528,7 @@ impl fmt::Display for StateProblem {
         f.write_str(match self {
             StateProblem::Unknown => "unknown or already used",
             StateProblem::Expired => "expired",
+            StateProblem::IssuerMismatch => "answered by another issuer than the provider's (iss)",
         })
     }
 }

@@ -28,6 +28,11 @@ pub struct ProviderSetting {
     pub(crate) allow_password_grant: bool,
     /// How hard the background refresher may press this provider.
     pub(crate) refresh: RefreshLimits,
+    /// The provider's issuer identifier (RFC 9207): a callback's `iss` must
+    /// equal it.
+    pub(crate) issuer: Option<String>,
+    /// Whether a callback without `iss` is refused.
+    pub(crate) require_iss: bool,
 }
 
 /// Per-provider bounds on refreshing, from `[providers.<id>]`.
@@ -184,7 +189,9 @@ impl Profile {
             pending_verification_param: None,
             password_grant: false,
             user_id_field: "sub".into(),
-            pkce: false,
+            // PKCE S256 unless the config turns it off (RFC 9700 2.1.1):
+            // a generic provider is assumed to support it.
+            pkce: true,
             query_space: QuerySpace::Plus,
             usage_whole_credits: false,
         }

@@ -22,7 +22,9 @@ use crate::{
     error::{Error, Result, Step},
     flow::{
         self, AuthorizeParams, Grant, StateProblem, StateToken,
-        callback::{CallbackKind, CallbackParams, StateCheck, check_state, classify_callback},
+        callback::{
+            CallbackKind, CallbackParams, StateCheck, check_issuer, check_state, classify_callback,
+        },
     },
     secret::Secret,
     store::states::{self, PendingAuth},
@@ -219,6 +221,14 @@ impl Connector {
         policy
             .provider(provider.id.as_str())
             .map_err(|denied| Error::denied(caller, denied))?;
+        // RFC 9207: an answer from another issuer is a mix-up; the state is
+        // spent and nothing is sent.
+        check_issuer(
+            provider.issuer.as_deref(),
+            provider.require_iss,
+            cb.params.get("iss").map(String::as_str),
+        )
+        .map_err(Error::StateInvalid)?;
         let kind = classify_callback(&CallbackParams {
             error: cb.error.as_deref(),
             has_code: cb.code.is_some(),

@@ -330,6 +330,36 @@ fn a_world_readable_key_file_is_refused() {
 }
 
 #[test]
+fn provider_endpoints_are_https_except_on_loopback() {
+    let with = |url: &str| {
+        load(
+            &format!(
+                "[providers.p]\nkind = \"oauth2\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\
+                 redirect_uris = [\"https://app.example.com/cb\"]\nauthorize_url = \"{url}/authorize\"\n\
+                 token_url = \"https://idp.example.com/token\""
+            ),
+            &[],
+        )
+    };
+    assert!(with("https://idp.example.com").is_ok());
+    assert!(with("http://127.0.0.1:8080").is_ok());
+    assert!(with("http://localhost:8080").is_ok());
+    assert!(with("http://[::1]:8080").is_ok());
+    let err = with("http://idp.example.com").expect_err("plaintext");
+    assert!(
+        err.contains("authorize_url") && err.contains("https"),
+        "{err}"
+    );
+    let s = with("https://idp.example.com").expect("valid");
+    assert!(
+        s.providers["p"].profile.pkce,
+        "PKCE on by default for oauth2"
+    );
+    let err = load(&format!("{ARES}require_iss = true"), &[]).expect_err("needs issuer");
+    assert!(err.contains("require_iss"), "{err}");
+}
+
+#[test]
 fn database_passwords_never_show() {
     let s = load(
         "database_url = \"postgres://app:pa55word@db:5432/ab\"",

@@ -11,6 +11,10 @@ pub(crate) enum StateProblem {
     Unknown,
     /// Past its lifetime.
     Expired,
+    /// The callback's `iss` is not the provider's issuer (RFC 9207), or is
+    /// missing where the provider requires it: a mix-up attack, or a
+    /// misconfiguration.
+    IssuerMismatch,
 }
 
 impl StateProblem {
@@ -19,6 +23,7 @@ impl StateProblem {
         match self {
             Self::Unknown => "unknown",
             Self::Expired => "expired",
+            Self::IssuerMismatch => "issuer_mismatch",
         }
     }
 }
@@ -43,6 +48,20 @@ pub(crate) fn check_state(now: i64, owner: &str, caller: &str, expires_at: i64) 
         StateCheck::Expired
     } else {
         StateCheck::Usable
+    }
+}
+
+/// Whether the callback's `iss` (RFC 9207) fits the provider: equal to its
+/// issuer when both are known; present when the provider requires it.
+pub(crate) fn check_issuer(
+    expected: Option<&str>,
+    required: bool,
+    presented: Option<&str>,
+) -> Result<(), StateProblem> {
+    match (expected, presented) {
+        (Some(expected), Some(iss)) if iss != expected => Err(StateProblem::IssuerMismatch),
+        (_, None) if required => Err(StateProblem::IssuerMismatch),
+        _ => Ok(()),
     }
 }
 
@@ -135,6 +154,26 @@ mod tests {
             classify(None, false, &[("userId", "u1")], None),
             CallbackKind::Incomplete
         );
+    }
+
+    #[test]
+    fn issuers() {
+        let issuer = Some("https://idp.example.com");
+        assert_eq!(
+            check_issuer(issuer, false, Some("https://idp.example.com")),
+            Ok(())
+        );
+        assert_eq!(check_issuer(issuer, false, None), Ok(()));
+        assert_eq!(
+            check_issuer(issuer, false, Some("https://evil.example.com")),
+            Err(StateProblem::IssuerMismatch)
+        );
+        assert_eq!(
+            check_issuer(issuer, true, None),
+            Err(StateProblem::IssuerMismatch)
+        );
+        // Without a known issuer there is nothing to compare against.
+        assert_eq!(check_issuer(None, false, Some("https://any")), Ok(()));
     }
 
     #[test]

@@ -365,7 +365,7 @@ async fn the_generic_oauth2_kind_is_configured_by_knobs_alone(backend: Backend) 
                  client_auth = \"body\"\nbody_encoding = \"json\"\ndefault_scopes = [\"profile\", \"organization\"]\n\
                  [providers.custom_basic]\nkind = \"oauth2\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n\
                  redirect_uris = [\"{CALLBACK}\"]\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\nuserinfo_url = \"{}\"\n\
-                 user_id_field = \"id\"\nclient_auth = \"basic\"\nbody_encoding = \"json\"\ncode_redirect_uri = false\n",
+                 user_id_field = \"id\"\nclient_auth = \"basic\"\nbody_encoding = \"json\"\ncode_redirect_uri = false\npkce = false\n",
                 askara.client_id(),
                 askara.client_secret(),
                 askara.authorize_url(),
@@ -403,6 +403,41 @@ async fn the_generic_oauth2_kind_is_configured_by_knobs_alone(backend: Backend) 
             "{provider}: {:?}",
             fake.rejections()
         );
+        // PKCE S256 unless turned off: the verifier sent with the code is
+        // the one whose challenge the authorization URL carried.
+        let requests = fake.requests();
+        let authorize = requests
+            .iter()
+            .rev()
+            .find(|r| r.method == "GET" && r.query.contains("state="))
+            .expect("an authorization request");
+        let query: std::collections::BTreeMap<String, String> =
+            url::form_urlencoded::parse(authorize.query.as_bytes())
+                .into_owned()
+                .collect();
+        let exchange = requests
+            .iter()
+            .rev()
+            .find(|r| r.body.contains("authorization_code"))
+            .expect("a code exchange");
+        let verifier = serde_json::from_str::<serde_json::Value>(&exchange.body)
+            .ok()
+            .and_then(|b| b["code_verifier"].as_str().map(str::to_owned));
+        if provider == "custom_json" {
+            use base64::Engine as _;
+            use sha2::Digest as _;
+            assert_eq!(
+                query.get("code_challenge_method").map(String::as_str),
+                Some("S256")
+            );
+            let verifier = verifier.expect("a code_verifier with the code");
+            let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(sha2::Sha256::digest(verifier.as_bytes()));
+            assert_eq!(query.get("code_challenge"), Some(&challenge));
+        } else {
+            assert!(!query.contains_key("code_challenge"), "pkce = false");
+            assert_eq!(verifier, None);
+        }
     }
 }
 

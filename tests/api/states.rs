@@ -117,7 +117,52 @@ async fn concurrent_completions_of_one_state_exchange_the_code_once(backend: Bac
     assert_eq!(app.fakes.ares.token_requests("authorization_code"), 1);
 }
 
+/// RFC 9207: with the provider's issuer configured, a callback whose `iss`
+/// names another issuer (a mix-up) is refused and its code never sent;
+/// with `require_iss`, so is one without `iss`; the right one completes.
+async fn a_callback_from_another_issuer_is_refused(backend: Backend) {
+    let issuer = "https://ares.example.com";
+    let options = Options {
+        extra_providers: Some(std::sync::Arc::new(move |fakes: &Fakes| {
+            let fake = &fakes.ares;
+            format!(
+                "[providers.ares_iss]\nkind = \"ares\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n\
+                 redirect_uris = [\"{CALLBACK}\"]\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n\
+                 userinfo_url = \"{}\"\nissuer = \"{issuer}\"\nrequire_iss = true\n",
+                fake.client_id(),
+                fake.client_secret(),
+                fake.authorize_url(),
+                fake.token_url(),
+                fake.userinfo_url().expect("user endpoint"),
+            )
+        })),
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with(backend, options).await;
+    let mut client = app.billing().await;
+    for iss in [Some("https://evil.example.com"), None] {
+        let begun = begin(&mut client, "ares_iss", "u").await;
+        let mut params = app.fakes.ares.approve(&begun.authorization_url, USER).await;
+        if let Some(iss) = iss {
+            params.insert("iss".into(), iss.into());
+        }
+        let refused = client
+            .complete_auth(callback(params))
+            .await
+            .expect_err("another issuer");
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+        let info = tonic_types::StatusExt::get_details_error_info(&refused).expect("info");
+        assert_eq!(info.metadata["state"], "issuer_mismatch", "{refused:?}");
+    }
+    assert_eq!(app.fakes.ares.token_requests("authorization_code"), 0);
+    let begun = begin(&mut client, "ares_iss", "u").await;
+    let mut params = app.fakes.ares.approve(&begun.authorization_url, USER).await;
+    params.insert("iss".into(), issuer.into());
+    complete(&mut client, params).await;
+}
+
 on_both!(
+    a_callback_from_another_issuer_is_refused,
     a_used_state_cannot_be_replayed,
     an_unknown_state_is_refused_without_a_provider_call,
     an_expired_state_is_refused,
