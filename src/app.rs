@@ -22,6 +22,7 @@ use tonic_health::ServingStatus;
 
 use crate::{
     api::{Api, callers::CallerAuth},
+    audit::Audit,
     broker::{Broker, BrokerSettings},
     clock::{SharedClock, SystemClock},
     config::{KeySetting, Settings},
@@ -70,6 +71,61 @@ pub async fn reseal(settings: &Settings) -> anyhow::Result<()> {
         done.states
     );
     Ok(())
+}
+
+/// `authbroker audit`: prints the matching audit events as JSON lines.
+pub async fn print_audit(
+    settings: &Settings,
+    connection_id: Option<String>,
+    caller: Option<String>,
+    since: Option<String>,
+    limit: u64,
+) -> anyhow::Result<()> {
+    use crate::clock::Clock as _;
+    let now_ms = SystemClock.now_millis();
+    let since_ms = since.map(|text| parse_since(&text, now_ms)).transpose()?;
+    let db = connect(settings).await?;
+    let query = store::audit::AuditQuery {
+        connection_id,
+        caller,
+        since_ms,
+        limit,
+    };
+    for event in store::audit::find(&db, &query).await? {
+        println!(
+            "{}",
+            serde_json::json!({
+                "id": event.id,
+                "at_ms": event.at,
+                "caller": event.caller,
+                "connection_id": event.connection_id,
+                "action": event.action,
+                "outcome": event.outcome,
+                "detail": event.detail,
+                "trace_id": event.trace_id,
+            })
+        );
+    }
+    Ok(())
+}
+
+/// `--since`: Unix seconds, or an age (`90m`, `24h`, `7d`) before `now_ms`.
+fn parse_since(text: &str, now_ms: i64) -> anyhow::Result<i64> {
+    if let Ok(secs) = text.parse::<i64>() {
+        return Ok(secs * 1000);
+    }
+    let (n, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = n
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--since: {text:?} is not Unix seconds or an age like 24h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => anyhow::bail!("--since: {text:?} is not Unix seconds or an age like 24h"),
+    };
+    Ok(now_ms - secs * 1000)
 }
 
 /// Connects to the database and applies pending migrations.
@@ -206,7 +262,13 @@ pub async fn serve_with_clock(
         settings.health_check_interval,
         stopping.clone(),
     ));
-    tokio::spawn(janitor(db.clone(), clock.clone(), settings.usage_retention));
+    tokio::spawn(janitor(
+        db.clone(),
+        clock.clone(),
+        settings.usage_retention,
+        settings.audit_retention,
+    ));
+    let audit = Audit::start(db.clone(), clock.clone());
     tokio::spawn(count_connections(db.clone()));
     tokio::spawn({
         let broker = broker.clone();
@@ -277,11 +339,15 @@ pub async fn serve_with_clock(
     }
 
     let api = InterceptedService::new(
-        AuthBrokerServer::new(Api::new(broker.clone(), limits.request_timeout))
-            // This API's requests are small: a larger one is refused before
-            // it is read into memory.
-            .max_decoding_message_size(limits.max_message_bytes),
-        CallerAuth::new(&settings.callers),
+        AuthBrokerServer::new(Api::new(
+            broker.clone(),
+            limits.request_timeout,
+            audit.clone(),
+        ))
+        // This API's requests are small: a larger one is refused before
+        // it is read into memory.
+        .max_decoding_message_size(limits.max_message_bytes),
+        CallerAuth::new(&settings.callers).with_audit(audit.clone()),
     );
     // On the signal: report NOT_SERVING first, so probes and balancers stop
     // sending, then stop accepting and let in-flight calls finish — for at
@@ -325,6 +391,7 @@ pub async fn serve_with_clock(
     if let Some(probes) = health_server {
         probes.abort();
     }
+    audit.flush().await;
     broker.leave().await;
     // Closing checkpoints SQLite's write-ahead log into the file.
     if let Err(e) = db.close().await {
@@ -392,7 +459,12 @@ async fn count_connections(db: DatabaseConnection) {
 }
 
 /// Deletes expired authorization states and old settled ledger rows on a schedule.
-async fn janitor(db: DatabaseConnection, clock: SharedClock, usage_retention: Duration) {
+async fn janitor(
+    db: DatabaseConnection,
+    clock: SharedClock,
+    usage_retention: Duration,
+    audit_retention: Duration,
+) {
     loop {
         let now = clock.now();
         match store::states::delete_expired(&db, now).await {
@@ -405,6 +477,12 @@ async fn janitor(db: DatabaseConnection, clock: SharedClock, usage_retention: Du
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "old usage ledger rows removed"),
             Err(e) => tracing::warn!(error = %e, "cleaning the usage ledger failed"),
+        }
+        let before_ms = clock.now_millis() - audit_retention.as_millis() as i64;
+        match store::audit::purge(&db, before_ms).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "audit events past their retention removed"),
+            Err(e) => tracing::warn!(error = %e, "cleaning the audit trail failed"),
         }
         tokio::time::sleep(JANITOR_INTERVAL).await;
     }

@@ -107,6 +107,8 @@ pub struct Settings {
     pub health_check_interval: Duration,
     /// Settled usage ledger rows older than this are deleted.
     pub usage_retention: Duration,
+    /// Audit events older than this are deleted.
+    pub audit_retention: Duration,
     /// After SIGTERM, how long in-flight calls may take before the process exits.
     pub shutdown_grace: Duration,
     /// The gRPC server's limits (`[server]`).
@@ -429,6 +431,8 @@ impl Settings {
             Duration::from_millis(raw.health_check_interval_ms.unwrap_or(2_000).max(100));
         let usage_retention =
             Duration::from_secs(raw.usage_retention_days.unwrap_or(90).max(1) * 86_400);
+        let audit_retention =
+            Duration::from_secs(raw.audit_retention_days.unwrap_or(365).max(1) * 86_400);
 
         Ok(Settings {
             listen,
@@ -445,6 +449,7 @@ impl Settings {
             tokens,
             health_check_interval,
             usage_retention,
+            audit_retention,
             shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs.unwrap_or(25)),
             server,
         })

@@ -11,6 +11,7 @@
 
 mod api;
 pub mod app;
+mod audit;
 mod broker;
 pub mod clock;
 pub mod config;

@@ -31,6 +31,21 @@ enum Command {
     /// key, so the older key can leave the ring. Safe while replicas serve;
     /// run it again to resume.
     Reseal,
+    /// Print audit events, oldest first, one JSON object per line.
+    Audit {
+        /// Only this connection's events.
+        #[arg(long)]
+        connection: Option<String>,
+        /// Only this caller's events.
+        #[arg(long)]
+        caller: Option<String>,
+        /// Only events since then: Unix seconds, or an age like 90m, 24h, 7d.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 1000)]
+        limit: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,6 +88,12 @@ fn main() -> ExitCode {
             }
             Some(Command::Migrate) => migrate(&settings).await,
             Some(Command::Reseal) => app::reseal(&settings).await,
+            Some(Command::Audit {
+                connection,
+                caller,
+                since,
+                limit,
+            }) => app::print_audit(&settings, connection, caller, since, limit).await,
             Some(Command::Serve) | None => app::serve(settings, shutdown_signal()).await,
             Some(Command::GenerateKey) => Ok(()),
         };

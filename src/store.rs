@@ -2,6 +2,7 @@
 //! only code touching it: rows become domain values here and nowhere else.
 //! Instants are Unix seconds; secrets arrive sealed.
 
+pub(crate) mod audit;
 pub(crate) mod budget;
 pub(crate) mod connections;
 mod entity;

@@ -9,6 +9,7 @@ mod m20261125_000002_refresh_lease;
 mod m20261202_000003_refresh_attempts;
 mod m20261202_000004_usage_claims;
 mod m20261202_000005_refresh_schedule;
+mod m20261202_000006_audit_events;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000003_refresh_attempts::Migration),
             Box::new(m20261202_000004_usage_claims::Migration),
             Box::new(m20261202_000005_refresh_schedule::Migration),
+            Box::new(m20261202_000006_audit_events::Migration),
         ]
     }
 }

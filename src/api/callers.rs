@@ -12,6 +12,7 @@ use tonic::{Request, Status, service::Interceptor};
 
 use super::rate::RateLimit;
 use crate::{
+    audit::{Audit, Event},
     config::CallerSetting,
     domain::{Caller, Policy},
     error::Error,
@@ -25,6 +26,8 @@ const ANONYMOUS: &str = "anonymous";
 #[derive(Clone)]
 pub(crate) struct CallerAuth {
     callers: Arc<Vec<Known>>,
+    /// Where failed authentications are recorded.
+    audit: Option<Audit>,
 }
 
 /// A configured caller.
@@ -57,7 +60,14 @@ impl CallerAuth {
                     })
                     .collect(),
             ),
+            audit: None,
         }
+    }
+
+    /// Records failed authentications in `audit`.
+    pub(crate) fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// The caller presenting `header` and its policy, if it is within its
@@ -152,7 +162,30 @@ impl Interceptor for CallerAuth {
             .extensions()
             .get::<ConnInfo>()
             .and_then(|info| info.peer.clone());
-        let (caller, policy) = self.admit(header, peer.as_deref()).map_err(Status::from)?;
+        let (caller, policy) = match self.admit(header, peer.as_deref()) {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                if let (Error::Unauthenticated(why), Some(audit)) = (&e, &self.audit) {
+                    // Never the presented token: why it failed, and the
+                    // certificate's names if one was shown.
+                    let detail = match &peer {
+                        Some(peer) => format!(
+                            "{why}; certificate names {:?} {:?}",
+                            peer.uris, peer.dns_names
+                        ),
+                        None => (*why).to_owned(),
+                    };
+                    audit.record(Event {
+                        caller: "-".to_owned(),
+                        connection_id: None,
+                        action: "caller_unauthenticated",
+                        outcome: "CALLER_UNAUTHENTICATED".to_owned(),
+                        detail: Some(detail),
+                    });
+                }
+                return Err(e.into());
+            }
+        };
         request.extensions_mut().insert(caller);
         request.extensions_mut().insert(policy);
         Ok(request)

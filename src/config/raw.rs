@@ -35,6 +35,7 @@ pub struct RawConfig {
     pub(super) token_cache_capacity: Option<usize>,
     pub(super) health_check_interval_ms: Option<u64>,
     pub(super) usage_retention_days: Option<u64>,
+    pub(super) audit_retention_days: Option<u64>,
     pub(super) shutdown_grace_secs: Option<u64>,
     #[serde(default)]
     pub(super) http: RawHttp,

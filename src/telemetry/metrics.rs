@@ -36,6 +36,9 @@ pub struct Metrics {
     /// idle or unfinished connection closed to make room; refused: a new one
     /// closed because every open connection carried a call).
     pub connections_shed: Counter<u64>,
+    /// `authbroker.audit.dropped`: audit events that reached the log but not
+    /// the table (queue full, or the database failing).
+    pub audit_dropped: Counter<u64>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -115,6 +118,10 @@ pub fn metrics() -> &'static Metrics {
                 .u64_counter("authbroker.listener.shed")
                 .with_description("Connections closed by a full listener, by listener and reason")
                 .build(),
+            audit_dropped: meter
+                .u64_counter("authbroker.audit.dropped")
+                .with_description("Audit events not stored in the audit table")
+                .build(),
         }
     })
 }
@@ -161,6 +168,11 @@ pub fn connection_shed(listener: &'static str, reason: &'static str) {
             KeyValue::new("reason", reason),
         ],
     );
+}
+
+/// Counts audit events that were not stored.
+pub fn audit_dropped(n: u64) {
+    metrics().audit_dropped.add(n, &[]);
 }
 
 /// Replaces the due-queue depths (providers not listed have none due).

@@ -116,7 +116,7 @@ impl TestDb {
     pub async fn dump(&self) -> String {
         let db: DatabaseConnection = Database::connect(&self.url).await.expect("connect");
         let mut out = String::new();
-        for table in ["connections", "auth_states", "usage_ledger"] {
+        for table in ["connections", "auth_states", "usage_ledger", "audit_events"] {
             let rows = db
                 .query_all_raw(Statement::from_string(
                     db.get_database_backend(),

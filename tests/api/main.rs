@@ -32,6 +32,7 @@ fn postgres_availability() {
     }
 }
 
+mod audit;
 mod background;
 mod bad_input;
 mod cluster;
