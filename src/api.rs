@@ -263,13 +263,17 @@ impl AuthBroker for Api {
         let result = connections::revoke(&self.broker, &caller, request.into_inner()).await;
         if let Ok(pb::RevokeConnectionResponse {
             connection: Some(connection),
+            provider_revocation,
         }) = &result
         {
+            let at_provider = pb::ProviderRevocation::try_from(*provider_revocation)
+                .unwrap_or_default()
+                .as_str_name();
             self.audit(
                 &caller,
                 Some(&connection.id),
                 "connection_revoked",
-                Some(format!("provider {}", connection.provider)),
+                Some(format!("provider {}; {at_provider}", connection.provider)),
             );
         }
         respond(result)

@@ -51,6 +51,7 @@ use sea_orm::DatabaseConnection;
 use serde_json::{Map, Value};
 
 pub(crate) use connect::{BeginAuth, Begun, Callback, CallbackOutcome, PasswordSignIn};
+pub(crate) use connections::ProviderRevocation;
 pub(crate) use rekey::{Progress as ResealProgress, check_stored as check_stored_keys, reseal};
 pub(crate) use usage_request::{UsageOutcome, UsageRequest};
 
@@ -145,7 +146,7 @@ impl Broker {
         };
         let connector = Arc::new(connect::Connector {
             db: db.clone(),
-            vault,
+            vault: vault.clone(),
             client: client.clone(),
             providers: providers.clone(),
             accounts,
@@ -169,6 +170,7 @@ impl Broker {
         });
         let connections = Arc::new(connections::Connections {
             db: db.clone(),
+            vault: vault.clone(),
             tokens: tokens.clone(),
             client,
             providers: providers.clone(),
@@ -286,7 +288,11 @@ impl Broker {
     }
 
     /// RevokeConnection.
-    pub(crate) async fn revoke(&self, caller: &Caller, id: ConnectionId) -> Result<Connection> {
+    pub(crate) async fn revoke(
+        &self,
+        caller: &Caller,
+        id: ConnectionId,
+    ) -> Result<(Connection, ProviderRevocation)> {
         self.connections.revoke(caller, id).await
     }
 

@@ -505,6 +505,9 @@ fn resolve_provider(
     if let Some(url) = raw.usage_url {
         profile.usage_url = Some(url).filter(|u| !u.is_empty());
     }
+    if let Some(url) = raw.revocation_url {
+        profile.revocation_url = Some(url).filter(|u| !u.is_empty());
+    }
     for (field, url) in [
         ("authorize_url", Some(&profile.authorize_url)),
         ("token_url", Some(&profile.token_url)),
@@ -513,6 +516,7 @@ fn resolve_provider(
     .chain([
         ("userinfo_url", profile.userinfo_url.as_ref()),
         ("usage_url", profile.usage_url.as_ref()),
+        ("revocation_url", profile.revocation_url.as_ref()),
     ]) {
         if let Some(url) = url {
             check_provider_url(url).map_err(|e| format!("{field}: {e}"))?;

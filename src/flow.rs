@@ -8,6 +8,7 @@ pub(crate) mod callback;
 pub(crate) mod expiry;
 pub(crate) mod liveness;
 pub(crate) mod refresh;
+pub(crate) mod revocation;
 pub(crate) mod schedule;
 pub(crate) mod state;
 pub(crate) mod token_request;

@@ -126,6 +126,8 @@ pub struct Profile {
     pub userinfo_url: Option<String>,
     /// The pay-per-use endpoint, if the provider has one.
     pub usage_url: Option<String>,
+    /// The token revocation endpoint (RFC 7009), if the provider has one.
+    pub revocation_url: Option<String>,
     /// Client authentication at the token endpoint.
     pub client_auth: ClientAuth,
     /// Token request body encoding.
@@ -177,6 +179,7 @@ impl Profile {
             token_url,
             userinfo_url: None,
             usage_url: None,
+            revocation_url: None,
             client_auth: ClientAuth::Basic,
             body_encoding: BodyEncoding::Form,
             scope_separator: " ".into(),

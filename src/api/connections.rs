@@ -2,7 +2,7 @@
 
 use super::{convert, validate};
 use crate::{
-    broker::Broker,
+    broker::{Broker, ProviderRevocation},
     domain::{Caller, Policy},
     error::{Error, Result},
     pb,
@@ -41,9 +41,16 @@ pub(super) async fn revoke(
     req: pb::RevokeConnectionRequest,
 ) -> Result<pb::RevokeConnectionResponse> {
     let id = validate::connection_id(&req.connection_id)?;
-    let connection = broker.revoke(caller, id).await?;
+    let (connection, at_provider) = broker.revoke(caller, id).await?;
+    let provider_revocation = match at_provider {
+        ProviderRevocation::NoEndpoint => pb::ProviderRevocation::NoEndpoint,
+        ProviderRevocation::Confirmed => pb::ProviderRevocation::Confirmed,
+        ProviderRevocation::Failed => pb::ProviderRevocation::Failed,
+        ProviderRevocation::AlreadyRevoked => pb::ProviderRevocation::AlreadyRevoked,
+    };
     Ok(pb::RevokeConnectionResponse {
         connection: Some(convert::connection(connection)),
+        provider_revocation: provider_revocation.into(),
     })
 }
 

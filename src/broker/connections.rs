@@ -6,12 +6,15 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 use serde_json::{Map, Value};
 
-use super::{provider_client::ProviderClient, registry::Providers, status, tokens::TokenService};
+use super::{
+    provider_client::ProviderClient, registry::Providers, status, tokens::TokenService,
+    vault::Vault,
+};
 use crate::{
     clock::SharedClock,
     domain::{Caller, Connection, ConnectionId, ConnectionStatus, ProviderId, Subject},
     error::{Error, Result, Step},
-    flow::ProviderFailure,
+    flow::{ProviderFailure, revocation::Hint},
     store::connections,
 };
 
@@ -21,9 +24,23 @@ use crate::{
 // would renew the connection on every call.
 const TOKEN_MIN_VALID_SECS: i64 = 10;
 
+/// What the provider said to a revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProviderRevocation {
+    /// The provider has no revocation endpoint.
+    NoEndpoint,
+    /// The provider answered 200 for every token.
+    Confirmed,
+    /// A token's revocation failed (unreachable, refused, or unreadable).
+    Failed,
+    /// Revoked earlier: nothing left to send.
+    AlreadyRevoked,
+}
+
 /// The caller's view of its connections.
 pub(crate) struct Connections {
     pub(crate) db: DatabaseConnection,
+    pub(crate) vault: Arc<Vault>,
     pub(crate) tokens: Arc<TokenService>,
     pub(crate) client: Arc<ProviderClient>,
     pub(crate) providers: Arc<Providers>,
@@ -49,14 +66,21 @@ impl Connections {
     }
 
     /// Deletes the stored tokens; the connection stays, REVOKED. Idempotent.
-    pub(crate) async fn revoke(&self, caller: &Caller, id: ConnectionId) -> Result<Connection> {
+    /// Then, where the provider has a revocation endpoint, revokes the
+    /// tokens there too (RFC 7009): the refresh token, then the access token.
+    /// The local revoke stands whatever the provider answers.
+    pub(crate) async fn revoke(
+        &self,
+        caller: &Caller,
+        id: ConnectionId,
+    ) -> Result<(Connection, ProviderRevocation)> {
         let reason = "revoked by the caller";
         for _ in 0..3 {
             let Some(row) = connections::find_tokens(&self.db, caller, id).await? else {
                 return Err(Error::ConnectionNotFound { id });
             };
             if row.connection.status == ConnectionStatus::Revoked {
-                return Ok(row.connection);
+                return Ok((row.connection, ProviderRevocation::AlreadyRevoked));
             }
             self.tokens.forget(id);
             if connections::set_status(
@@ -73,10 +97,53 @@ impl Connections {
                 // Again after the write: a read that raced the revoke may have
                 // cached the token meanwhile.
                 self.tokens.forget(id);
-                return self.get(caller, id).await;
+                let at_provider = self.revoke_at_provider(&row).await;
+                return Ok((self.get(caller, id).await?, at_provider));
             }
         }
         Err(Error::Conflict("the connection kept changing"))
+    }
+
+    /// Revokes a row's tokens (read before the local revoke) at its provider.
+    async fn revoke_at_provider(&self, row: &connections::TokenRow) -> ProviderRevocation {
+        let id = row.connection.id;
+        let Ok(provider) = self.providers.stored(&row.connection.provider) else {
+            return ProviderRevocation::NoEndpoint;
+        };
+        let Some(url) = provider.profile.revocation_url.clone() else {
+            return ProviderRevocation::NoEndpoint;
+        };
+        let mut tokens = Vec::new();
+        if let Some(sealed) = &row.refresh_token {
+            match self.vault.open_refresh(id, sealed) {
+                Ok(t) => tokens.push((t.secret().to_owned(), Hint::Refresh)),
+                Err(e) => {
+                    tracing::warn!(connection_id = %id, error = %e, "cannot open the refresh token to revoke it")
+                }
+            }
+        }
+        if let Some(sealed) = &row.access_token {
+            match self.vault.open_access(id, sealed) {
+                Ok(t) => tokens.push((t.secret().to_owned(), Hint::Access)),
+                Err(e) => {
+                    tracing::warn!(connection_id = %id, error = %e, "cannot open the access token to revoke it")
+                }
+            }
+        }
+        let mut confirmed = !tokens.is_empty();
+        for (token, hint) in tokens {
+            let token = zeroize::Zeroizing::new(token);
+            if let Err(failure) = self.client.revoke(&provider, &url, &token, hint).await {
+                tracing::warn!(connection_id = %id, provider = %provider.id, ?hint, ?failure, "the provider did not confirm the revocation");
+                confirmed = false;
+            }
+        }
+        if confirmed {
+            tracing::info!(connection_id = %id, provider = %provider.id, "tokens revoked at the provider");
+            ProviderRevocation::Confirmed
+        } else {
+            ProviderRevocation::Failed
+        }
     }
 
     /// The provider's profile of the connected user. A 401 from the provider

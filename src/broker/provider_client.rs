@@ -88,6 +88,44 @@ impl ProviderClient {
         .map_err(|failure| failure.scrub(grant.secret()))
     }
 
+    /// Revokes `token` at the provider's revocation endpoint (RFC 7009):
+    /// `Ok` when it answered 200. Retried only where nothing was processed.
+    pub(crate) async fn revoke(
+        &self,
+        provider: &ProviderSetting,
+        url: &str,
+        token: &str,
+        hint: flow::revocation::Hint,
+    ) -> Result<(), ProviderFailure> {
+        let request = flow::revocation::revocation_request(
+            &provider.profile,
+            url,
+            &provider.client_id,
+            &provider.client_secret,
+            token,
+            hint,
+        );
+        with_retries("revocation", ProviderFailure::is_retry_safe, || async {
+            let response = self
+                .http
+                .send(provider.id.as_str(), "revocation", &request)
+                .await?;
+            match flow::answer::classify_status(response.status) {
+                // RFC 7009 §2.2: 200 whether or not the token was valid.
+                flow::answer::StatusClass::Success => Ok(()),
+                _ => flow::answer::json_object(
+                    response.status,
+                    &response.content_type,
+                    &response.body,
+                    response.retry_after,
+                )
+                .map(drop),
+            }
+        })
+        .await
+        .map_err(|failure| failure.scrub(token))
+    }
+
     /// GETs the user endpoint once.
     pub(crate) async fn profile(
         &self,

@@ -76,6 +76,7 @@ pub(super) struct RawProvider {
     pub(super) token_url: Option<String>,
     pub(super) userinfo_url: Option<String>,
     pub(super) usage_url: Option<String>,
+    pub(super) revocation_url: Option<String>,
     pub(super) issuer: Option<String>,
     pub(super) require_iss: Option<bool>,
     client_auth: Option<ClientAuth>,

@@ -12,6 +12,8 @@ pub(super) fn profile() -> Profile {
         userinfo_url: Some("https://oauth.joinares.com/v1/user".into()),
         // 001: `const UsageUrl = "https://oauth.joinares.com/v1/partner/usage"`
         usage_url: Some("https://oauth.joinares.com/v1/partner/usage".into()),
+        // Silent in the document: no revocation endpoint.
+        revocation_url: None,
         // 000: client_id and client_secret are fields of the request body ...
         client_auth: ClientAuth::Body,
         // ... which is "Content-Type: application/x-www-form-urlencoded".

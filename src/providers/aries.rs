@@ -11,6 +11,8 @@ pub(super) fn profile() -> Profile {
         // 002 documents no user endpoint and no usage endpoint.
         userinfo_url: None,
         usage_url: None,
+        // Silent in the document: no revocation endpoint.
+        revocation_url: None,
         // 002's refresh table: client_id and client_secret are body fields.
         client_auth: ClientAuth::Body,
         // 002 is silent on the encoding: RFC 6749 §4.1.3 says form. Configurable.

@@ -15,6 +15,8 @@ pub(super) fn profile(environment: Environment) -> Profile {
         // 004: "to receive auth information and private user data call .../api/auth/info"
         userinfo_url: Some(format!("{base}/api/auth/info")),
         usage_url: None,
+        // Silent in the document: no revocation endpoint.
+        revocation_url: None,
         // 004: "It is important to pass Authorization: Basic Base64({CLIENT_ID}:{CLIENT_SECRET})"
         client_auth: ClientAuth::Basic,
         // 004: "-H 'Content-Type: application/json'"

@@ -11,6 +11,8 @@ pub(super) fn profile() -> Profile {
         token_url: "https://api.askara.ai/oauth2/token".into(),
         userinfo_url: None,
         usage_url: None,
+        // Silent in the document: no revocation endpoint.
+        revocation_url: None,
         // 003 Step 3: client_id and client_secret are JSON body fields ...
         client_auth: ClientAuth::Body,
         // ... with "Content-Type: application/json".

@@ -20,6 +20,7 @@ mod profile;
 mod recording;
 mod registry;
 mod resource;
+mod revocation;
 mod token;
 mod wire;
 
@@ -160,6 +161,7 @@ struct State {
     fault: Fault,
     userinfo_fault: Fault,
     usage_fault: Fault,
+    revocation_fault: Fault,
     chaos: Chaos,
     delay: Duration,
     answer_delay: Duration,
@@ -204,6 +206,7 @@ impl FakeProvider {
                 fault: Fault::None,
                 userinfo_fault: Fault::None,
                 usage_fault: Fault::None,
+                revocation_fault: Fault::None,
                 chaos: Chaos::default(),
                 delay: Duration::ZERO,
                 answer_delay: Duration::ZERO,
@@ -214,6 +217,7 @@ impl FakeProvider {
         });
         let app = kind
             .routes()
+            .route(revocation::PATH, axum::routing::post(revocation::endpoint))
             .fallback(recording::no_route)
             .method_not_allowed_fallback(recording::wrong_method)
             .layer(axum::middleware::from_fn_with_state(
@@ -347,6 +351,40 @@ impl FakeProvider {
     /// Misbehaviour of the user endpoint (after it checked that a bearer token was sent).
     pub fn set_userinfo_fault(&self, fault: Fault) {
         self.inner.lock().userinfo_fault = fault;
+    }
+
+    /// The RFC 7009 revocation endpoint every fake offers.
+    pub fn revocation_url(&self) -> String {
+        self.url(revocation::PATH)
+    }
+
+    /// Misbehaviour of the revocation endpoint (after it checked the request).
+    pub fn set_revocation_fault(&self, fault: Fault) {
+        self.inner.lock().revocation_fault = fault;
+    }
+
+    /// Whether `token` still works here as an access token.
+    pub fn access_token_works(&self, token: &str) -> bool {
+        self.inner.lock().registry.bearer_user(token).is_ok()
+    }
+
+    /// Whether `token` still works here as a refresh token.
+    pub fn refresh_token_works(&self, token: &str) -> bool {
+        self.inner.lock().registry.refresh_grant(token).is_ok()
+    }
+
+    /// Revocation requests received, with their `token_type_hint`, in order.
+    pub fn revocations(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == revocation::PATH)
+            .map(|r| {
+                url::form_urlencoded::parse(r.body.as_bytes())
+                    .find(|(k, _)| k == "token_type_hint")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 
     /// Misbehaviour of the usage endpoint (ARES; after it checked that a bearer token was sent).

@@ -52,6 +52,7 @@ mod limits;
 mod persistence;
 mod policy;
 mod proxy;
+mod revocation;
 mod server;
 mod states;
 mod takeover;

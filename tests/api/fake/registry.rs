@@ -180,6 +180,12 @@ impl Registry {
         }
     }
 
+    pub fn revoke_access_token(&mut self, token: &str) {
+        if let Some(entry) = self.access.get_mut(token) {
+            entry.expired = true;
+        }
+    }
+
     pub fn revoke_all_refresh_tokens(&mut self) {
         self.refresh
             .values_mut()

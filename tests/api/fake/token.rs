@@ -86,7 +86,7 @@ fn decode(profile: &Profile, headers: &HeaderMap, body: &[u8]) -> Result<Params,
 }
 
 /// The client's id and secret, from wherever this provider takes them, and only from there.
-fn client_credentials(
+pub(super) fn client_credentials(
     profile: &Profile,
     headers: &HeaderMap,
     params: &Params,
