@@ -3,9 +3,7 @@
 //! endpoint. The refresh token goes first: revoking it usually revokes the
 //! access tokens issued from it too (§2.1).
 
-use base64::{Engine, engine::general_purpose::STANDARD};
-
-use super::OutboundRequest;
+use super::{OutboundRequest, token_request::basic_authorization};
 use crate::{
     domain::ClientSecret,
     providers::{ClientAuth, Profile},
@@ -52,10 +50,7 @@ pub(crate) fn revocation_request(
             form.append_pair("client_id", client_id);
             form.append_pair("client_secret", client_secret.secret());
         }
-        ClientAuth::Basic => {
-            let credentials = STANDARD.encode(format!("{client_id}:{}", client_secret.secret()));
-            headers.push(("authorization", Secret::new(format!("Basic {credentials}"))));
-        }
+        ClientAuth::Basic => headers.push(basic_authorization(client_id, client_secret)),
     }
     OutboundRequest {
         method: "POST",

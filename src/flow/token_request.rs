@@ -76,6 +76,18 @@ impl std::fmt::Debug for OutboundRequest {
     }
 }
 
+/// The `authorization: Basic` header with the client's credentials: raw
+/// `base64(id:secret)`, as ARterra's document builds it
+/// (`Buffer.from('client:secret')`) and as most servers decode it; RFC 6749
+/// §2.3.1's form-encoding first would break secrets with '+', '/' or '='.
+pub(crate) fn basic_authorization(
+    client_id: &str,
+    client_secret: &ClientSecret,
+) -> (&'static str, Secret) {
+    let credentials = STANDARD.encode(format!("{client_id}:{}", client_secret.secret()));
+    ("authorization", Secret::new(format!("Basic {credentials}")))
+}
+
 /// Builds the token request for `grant` as the profile's document prescribes.
 pub(crate) fn token_request(
     profile: &Profile,
@@ -120,14 +132,7 @@ pub(crate) fn token_request(
             fields.push(("client_id", client_id.to_owned()));
             fields.push(("client_secret", client_secret.secret().to_owned()));
         }
-        ClientAuth::Basic => {
-            // Raw `base64(id:secret)`, as ARterra's document builds it
-            // (`Buffer.from('client:secret')`) and as most servers decode it;
-            // RFC 6749 §2.3.1's form-encoding first would break secrets with
-            // '+', '/' or '='.
-            let credentials = STANDARD.encode(format!("{client_id}:{}", client_secret.secret()));
-            headers.push(("authorization", Secret::new(format!("Basic {credentials}"))));
-        }
+        ClientAuth::Basic => headers.push(basic_authorization(client_id, client_secret)),
     }
 
     let body = match profile.body_encoding {
