@@ -9,15 +9,6 @@ use tonic::Code;
 
 use crate::{fake::Fault, helpers::*};
 
-fn usage(id: &str, key: &str, credits: f64) -> pb::RecordUsageRequest {
-    pb::RecordUsageRequest {
-        connection_id: id.into(),
-        usage: "test-button".into(),
-        credits,
-        idempotency_key: key.into(),
-    }
-}
-
 /// `authbroker audit` with `args` on the app's config: the events' JSON.
 async fn audit_cli(app: &TestApp, args: &[&str]) -> Vec<serde_json::Value> {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_authbroker"))

@@ -640,3 +640,13 @@ pub fn assert_status<T: std::fmt::Debug>(
         }
     }
 }
+
+/// A RecordUsage of `credits` for the "test-button" usage under `key`.
+pub fn usage(id: &str, key: &str, credits: f64) -> pb::RecordUsageRequest {
+    pb::RecordUsageRequest {
+        connection_id: id.into(),
+        usage: "test-button".into(),
+        credits,
+        idempotency_key: key.into(),
+    }
+}

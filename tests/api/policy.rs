@@ -18,15 +18,6 @@ fn assert_denied<T: std::fmt::Debug>(result: Result<T, tonic::Status>, rule: &st
     assert_eq!(info.metadata["caller"], "billing", "{status:?}");
 }
 
-fn usage(id: &str, key: &str, credits: f64) -> pb::RecordUsageRequest {
-    pb::RecordUsageRequest {
-        connection_id: id.into(),
-        usage: "test-button".into(),
-        credits,
-        idempotency_key: key.into(),
-    }
-}
-
 const POLICY: &str = "providers = [\"ares\", \"arterra\"]\n\
      rpcs = [\"BeginAuth\", \"CompleteAuth\", \"SignInWithPassword\", \"GetAccessToken\", \
      \"GetUserInfo\", \"RecordUsage\", \"GetConnection\", \"ListConnections\", \"RevokeConnection\"]\n\

@@ -7,15 +7,6 @@ use tonic::Code;
 
 use crate::{fake::Fault, helpers::*};
 
-fn usage(id: &str, key: &str, credits: f64) -> pb::RecordUsageRequest {
-    pb::RecordUsageRequest {
-        connection_id: id.into(),
-        usage: "test-button".into(),
-        credits,
-        idempotency_key: key.into(),
-    }
-}
-
 async fn usage_is_reported_once_and_replayed(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut client = app.billing().await;

@@ -289,15 +289,6 @@ pub(super) fn begin_request(provider: &str, subject: &str) -> pb::BeginAuthReque
     }
 }
 
-pub(super) fn usage(id: &str, key: &str, credits: f64) -> pb::RecordUsageRequest {
-    pb::RecordUsageRequest {
-        connection_id: id.into(),
-        usage: "test-button".into(),
-        credits,
-        idempotency_key: key.into(),
-    }
-}
-
 pub(super) fn get_connection(id: &str) -> pb::GetConnectionRequest {
     pb::GetConnectionRequest {
         connection_id: id.into(),
