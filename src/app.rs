@@ -247,6 +247,9 @@ pub async fn serve_with_clock(
     // Before any lease is taken, so each lease this process holds is backed
     // by its lock.
     broker.hold_process_lock().await;
+    // Before serving, so a provider whose issuer answers is usable from the
+    // first call.
+    broker.discover_providers().await;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<AuthBrokerServer<Api>>().await;

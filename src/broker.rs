@@ -26,6 +26,7 @@ mod flight;
 mod gates;
 mod heartbeat;
 mod liveness;
+mod openid;
 mod proactive;
 mod provider_client;
 mod refresh;
@@ -86,6 +87,7 @@ pub(crate) struct Broker {
     connections: Arc<connections::Connections>,
     proactive: Arc<proactive::Proactive>,
     liveness: Arc<liveness::Liveness>,
+    discovery: Arc<openid::Discovery>,
     replicas: Arc<AtomicU64>,
     owner: String,
     db: DatabaseConnection,
@@ -107,7 +109,7 @@ impl Broker {
         let client = Arc::new(provider_client::ProviderClient::new(http));
         let providers = Arc::new(registry::Providers::new(providers));
         let replicas = Arc::new(AtomicU64::new(1));
-        let gates = Arc::new(gates::Gates::new(providers.all(), replicas.clone()));
+        let gates = Arc::new(gates::Gates::new(providers.configured(), replicas.clone()));
         let liveness = Arc::new(liveness::Liveness::new(
             db.clone(),
             settings.owner.clone(),
@@ -168,6 +170,10 @@ impl Broker {
             claim_lease: lease,
             max_wait,
         });
+        let discovery = Arc::new(openid::Discovery {
+            providers: providers.clone(),
+            client: client.clone(),
+        });
         let connections = Arc::new(connections::Connections {
             db: db.clone(),
             vault: vault.clone(),
@@ -193,6 +199,7 @@ impl Broker {
             connections,
             proactive,
             liveness,
+            discovery,
             replicas,
             owner: settings.owner,
             db,
@@ -311,6 +318,15 @@ impl Broker {
     /// Publishes the due-queue depth per provider.
     pub(crate) async fn sample_due_depth(&self) {
         self.proactive.sample_depth().await;
+    }
+
+    /// Reads the discovery documents of the oidc providers once, then keeps
+    /// retrying those that failed in the background: one unreachable issuer
+    /// makes its own provider unavailable, not the service.
+    pub(crate) async fn discover_providers(&self) {
+        if self.discovery.attempt().await > 0 {
+            tokio::spawn(self.discovery.clone().until_done());
+        }
     }
 
     /// Takes this process's lock (PostgreSQL) and keeps it for its life, so

@@ -467,7 +467,7 @@ pub fn embedded_sqlite_path(url: &str) -> Option<PathBuf> {
 
 fn resolve_provider(
     id: &str,
-    raw: RawProvider,
+    mut raw: RawProvider,
     env: &BTreeMap<String, String>,
 ) -> Result<ProviderSetting, String> {
     if !valid_name(id, 64) {
@@ -476,9 +476,12 @@ fn resolve_provider(
     let refresh = refresh_limits(&raw)?;
     let kind = raw
         .kind
-        .ok_or("kind: required (ares, aries, askara, arterra or oauth2)")?;
+        .ok_or("kind: required (ares, aries, askara, arterra, oauth2 or oidc)")?;
     if raw.environment.is_some() && kind != ProviderKind::Arterra {
         return Err("environment: only the arterra kind has sandbox and live environments".into());
+    }
+    if kind == ProviderKind::Oidc {
+        return resolve_oidc(id, raw, env, refresh);
     }
     let mut profile = match Profile::builtin(kind, raw.environment.unwrap_or(Environment::Sandbox))
     {
@@ -493,19 +496,19 @@ fn resolve_provider(
         ),
     };
     raw.apply_knobs(&mut profile);
-    if let Some(url) = raw.authorize_url {
+    if let Some(url) = raw.authorize_url.take() {
         profile.authorize_url = url;
     }
-    if let Some(url) = raw.token_url {
+    if let Some(url) = raw.token_url.take() {
         profile.token_url = url;
     }
-    if let Some(url) = raw.userinfo_url {
+    if let Some(url) = raw.userinfo_url.take() {
         profile.userinfo_url = Some(url).filter(|u| !u.is_empty());
     }
-    if let Some(url) = raw.usage_url {
+    if let Some(url) = raw.usage_url.take() {
         profile.usage_url = Some(url).filter(|u| !u.is_empty());
     }
-    if let Some(url) = raw.revocation_url {
+    if let Some(url) = raw.revocation_url.take() {
         profile.revocation_url = Some(url).filter(|u| !u.is_empty());
     }
     for (field, url) in [
@@ -522,7 +525,7 @@ fn resolve_provider(
             check_provider_url(url).map_err(|e| format!("{field}: {e}"))?;
         }
     }
-    let issuer = raw.issuer.filter(|i| !i.is_empty());
+    let issuer = raw.issuer.clone().filter(|i| !i.is_empty());
     if let Some(issuer) = &issuer {
         check_provider_url(issuer).map_err(|e| format!("issuer: {e}"))?;
     }
@@ -531,6 +534,72 @@ fn resolve_provider(
         return Err("require_iss: needs issuer".into());
     }
 
+    client_setting(id, raw, env, profile, refresh, issuer, require_iss, None)
+}
+
+/// `kind = "oidc"`: the issuer, and the knobs config may pin; endpoints
+/// stay empty until discovery fills them (`ProviderSetting::discovered`).
+fn resolve_oidc(
+    id: &str,
+    raw: RawProvider,
+    env: &BTreeMap<String, String>,
+    refresh: RefreshLimits,
+) -> Result<ProviderSetting, String> {
+    let issuer = raw
+        .issuer
+        .clone()
+        .filter(|i| !i.is_empty())
+        .ok_or("issuer: required for kind oidc (its discovery document gives the endpoints)")?;
+    check_provider_url(&issuer).map_err(|e| format!("issuer: {e}"))?;
+    let url = |field: &str, value: &Option<String>| -> Result<Option<String>, String> {
+        match value.as_deref().filter(|u| !u.is_empty()) {
+            Some(u) => {
+                check_provider_url(u).map_err(|e| format!("{field}: {e}"))?;
+                Ok(Some(u.to_owned()))
+            }
+            None => Ok(None),
+        }
+    };
+    let overrides = crate::oidc::Overrides {
+        authorize_url: url("authorize_url", &raw.authorize_url)?,
+        token_url: url("token_url", &raw.token_url)?,
+        userinfo_url: url("userinfo_url", &raw.userinfo_url)?,
+        revocation_url: url("revocation_url", &raw.revocation_url)?,
+        client_auth: raw.client_auth(),
+        require_iss: raw.require_iss,
+    };
+    if raw.usage_url.is_some() {
+        return Err("usage_url: not for kind oidc (OpenID Connect has no usage endpoint)".into());
+    }
+    let mut profile = Profile::rfc6749(String::new(), String::new());
+    profile.default_scopes = vec!["openid".into()];
+    raw.apply_knobs(&mut profile);
+    let oidc = crate::oidc::Oidc::new(issuer.clone(), overrides);
+    let require_iss = raw.require_iss.unwrap_or(false);
+    client_setting(
+        id,
+        raw,
+        env,
+        profile,
+        refresh,
+        Some(issuer),
+        require_iss,
+        Some(std::sync::Arc::new(oidc)),
+    )
+}
+
+/// The client half of a provider: credentials, redirect URIs, grants.
+#[allow(clippy::too_many_arguments)]
+fn client_setting(
+    id: &str,
+    raw: RawProvider,
+    env: &BTreeMap<String, String>,
+    profile: Profile,
+    refresh: RefreshLimits,
+    issuer: Option<String>,
+    require_iss: bool,
+    oidc: Option<std::sync::Arc<crate::oidc::Oidc>>,
+) -> Result<ProviderSetting, String> {
     let client_id = raw
         .client_id
         .filter(|c| !c.is_empty())
@@ -569,6 +638,7 @@ fn resolve_provider(
         refresh,
         issuer,
         require_iss,
+        oidc,
     })
 }
 
@@ -610,7 +680,7 @@ fn check_http_url(text: &str) -> Result<(), String> {
 /// A provider endpoint: https, or http on a loopback host only (a local
 /// provider or test double); tokens and secrets never cross a network in
 /// clear.
-fn check_provider_url(text: &str) -> Result<(), String> {
+pub(crate) fn check_provider_url(text: &str) -> Result<(), String> {
     check_http_url(text)?;
     let url = url::Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
     let loopback = match url.host() {

@@ -14,7 +14,8 @@ pub(crate) use ids::{Caller, ConnectionId, ProviderId, RedirectUri, Subject};
 pub use policy::{Denied, Policy};
 pub(crate) use scopes::Scopes;
 pub use secrets::{
-    AccessToken, AuthorizationCode, ClientSecret, Password, PkceVerifier, RefreshToken, Sealed,
+    AccessToken, AuthorizationCode, ClientSecret, IdToken, Password, PkceVerifier, RefreshToken,
+    Sealed,
 };
 pub(crate) use usage::{Credits, IdempotencyKey, UsageLabel, UsageStatus};
 

@@ -31,6 +31,10 @@ pub(crate) enum Step {
     UserInfo,
     /// Reporting usage.
     Usage,
+    /// Reading an OpenID issuer's discovery document.
+    Discovery,
+    /// Checking an OpenID `id_token`.
+    IdToken,
 }
 
 impl Step {
@@ -42,6 +46,8 @@ impl Step {
             Self::Refresh => "refresh",
             Self::UserInfo => "user_info",
             Self::Usage => "usage",
+            Self::Discovery => "discovery",
+            Self::IdToken => "id_token",
         }
     }
 
@@ -53,6 +59,8 @@ impl Step {
             Self::Refresh => "refresh",
             Self::UserInfo => "user info request",
             Self::Usage => "usage report",
+            Self::Discovery => "discovery",
+            Self::IdToken => "id_token check",
         }
     }
 }

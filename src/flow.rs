@@ -20,4 +20,4 @@ pub(crate) use callback::StateProblem;
 pub(crate) use expiry::{Freshness, freshness};
 pub(crate) use state::{StateToken, hash_state, pkce_challenge};
 pub(crate) use token_request::{Grant, OutboundRequest, token_request};
-pub(crate) use token_response::{ProviderFailure, TokenSet, parse_token_response};
+pub(crate) use token_response::{Classify, ProviderFailure, TokenSet, parse_token_response};

@@ -21,6 +21,7 @@ mod error;
 mod flow;
 mod http;
 mod listener;
+mod oidc;
 mod pb_debug;
 mod providers;
 mod secret;

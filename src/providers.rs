@@ -7,9 +7,14 @@ mod aries;
 mod arterra;
 mod askara;
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
-use crate::domain::{ClientSecret, ProviderId, RedirectUri};
+use crate::{
+    domain::{ClientSecret, ProviderId, RedirectUri},
+    oidc::{Discovered, Oidc},
+};
 
 /// One configured provider: its profile, client credentials and redirect URIs.
 #[derive(Debug)]
@@ -33,6 +38,48 @@ pub struct ProviderSetting {
     pub(crate) issuer: Option<String>,
     /// Whether a callback without `iss` is refused.
     pub(crate) require_iss: bool,
+    /// OpenID Connect: the issuer whose discovery fills the profile and
+    /// whose `id_token`s name the account; `None` for plain OAuth2 kinds.
+    pub(crate) oidc: Option<Arc<Oidc>>,
+}
+
+impl ProviderSetting {
+    /// This oidc provider with its discovered metadata filled in; settings
+    /// given in config keep their value.
+    pub(crate) fn discovered(&self, oidc: &Oidc, found: &Discovered) -> ProviderSetting {
+        let o = &oidc.overrides;
+        let mut profile = self.profile.clone();
+        profile.authorize_url = o
+            .authorize_url
+            .clone()
+            .unwrap_or_else(|| found.authorize_url.clone());
+        profile.token_url = o
+            .token_url
+            .clone()
+            .unwrap_or_else(|| found.token_url.clone());
+        profile.userinfo_url = o
+            .userinfo_url
+            .clone()
+            .or_else(|| found.userinfo_url.clone());
+        profile.revocation_url = o
+            .revocation_url
+            .clone()
+            .or_else(|| found.revocation_url.clone());
+        profile.client_auth = o.client_auth.unwrap_or(found.client_auth);
+        ProviderSetting {
+            id: self.id.clone(),
+            profile,
+            client_id: self.client_id.clone(),
+            client_secret: ClientSecret::new(self.client_secret.secret()),
+            redirect_uris: self.redirect_uris.clone(),
+            allow_password_grant: self.allow_password_grant,
+            refresh: self.refresh,
+            issuer: self.issuer.clone(),
+            // RFC 9207: an issuer that says it sends `iss` must send it.
+            require_iss: o.require_iss.unwrap_or(found.iss_parameter),
+            oidc: self.oidc.clone(),
+        }
+    }
 }
 
 /// Per-provider bounds on refreshing, from `[providers.<id>]`.
@@ -72,6 +119,9 @@ pub enum ProviderKind {
     Arterra,
     /// Any RFC 6749 provider, described entirely by config.
     Oauth2,
+    /// An OpenID Connect provider, described by its issuer's discovery
+    /// document; `id_token`s are verified.
+    Oidc,
 }
 
 /// How the client authenticates at the token endpoint.
@@ -161,14 +211,15 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// The built-in profile of `kind`; `None` for `oauth2`, which has no defaults.
+    /// The built-in profile of `kind`; `None` for `oauth2` and `oidc`, whose
+    /// endpoints come from config or discovery.
     pub fn builtin(kind: ProviderKind, environment: Environment) -> Option<Profile> {
         match kind {
             ProviderKind::Ares => Some(ares::profile()),
             ProviderKind::Aries => Some(aries::profile()),
             ProviderKind::Askara => Some(askara::profile()),
             ProviderKind::Arterra => Some(arterra::profile(environment)),
-            ProviderKind::Oauth2 => None,
+            ProviderKind::Oauth2 | ProviderKind::Oidc => None,
         }
     }
 

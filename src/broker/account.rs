@@ -42,15 +42,19 @@ pub(crate) struct Owner<'a> {
 }
 
 impl Accounts {
-    /// Stores `tokens` for the provider account they belong to.
+    /// Stores `tokens` for the provider account they belong to: `account`
+    /// when a verified id_token named it, else the user endpoint's answer.
     pub(crate) async fn store(
         &self,
         provider: &ProviderSetting,
         owner: Owner<'_>,
         tokens: TokenSet,
+        account: Option<String>,
     ) -> Result<Connection> {
-        let provider_user_id = match &provider.profile.userinfo_url {
-            Some(url) => {
+        let provider_user_id = match (account, &provider.profile.userinfo_url) {
+            // Asserted by the issuer in a verified id_token.
+            (Some(account), _) => account,
+            (None, Some(url)) => {
                 let profile = self
                     .client
                     .profile_with_retries(provider, url, &tokens.access_token)
@@ -70,7 +74,7 @@ impl Accounts {
                     )
                 })?
             }
-            None => String::new(),
+            (None, None) => String::new(),
         };
         let scopes = tokens
             .scope

@@ -9,6 +9,7 @@ use sea_orm::DatabaseConnection;
 
 use super::{
     account::{Accounts, Owner},
+    openid::IdTokenCheck,
     provider_client::ProviderClient,
     registry::Providers,
     vault::Vault,
@@ -26,6 +27,7 @@ use crate::{
             CallbackKind, CallbackParams, StateCheck, check_issuer, check_state, classify_callback,
         },
     },
+    providers::ProviderSetting,
     secret::Secret,
     store::states::{self, PendingAuth},
 };
@@ -151,7 +153,7 @@ impl Connector {
                 format!("provider {:?} has no sign-up links", provider.id.as_str()),
             ));
         }
-        let scopes = if req.scopes.is_empty() {
+        let mut scopes = if req.scopes.is_empty() {
             Scopes::trusted(provider.profile.default_scopes.clone())
         } else {
             req.scopes
@@ -161,11 +163,22 @@ impl Connector {
         policy
             .scopes(scopes.as_slice().iter().map(String::as_str))
             .map_err(denied)?;
+        // OpenID Connect needs `openid` (OIDC Core 3.1.2.1); it asks for
+        // the user's identifier only, so no caller policy has to list it.
+        if provider.oidc.is_some() && !scopes.as_slice().iter().any(|s| s == "openid") {
+            let mut with_openid = vec!["openid".to_owned()];
+            with_openid.extend(scopes.as_slice().iter().cloned());
+            scopes = Scopes::trusted(with_openid);
+        }
 
         let state = StateToken::generate().0;
         let state_hash = flow::hash_state(state.expose());
         let verifier = provider.profile.pkce.then(flow::state::pkce_verifier);
         let challenge = verifier.as_ref().map(flow::pkce_challenge);
+        let nonce = provider
+            .oidc
+            .is_some()
+            .then(|| crate::oidc::nonce(state.expose()));
         let authorization_url = flow::authorization_url(
             &provider.profile,
             &AuthorizeParams {
@@ -175,6 +188,7 @@ impl Connector {
                 state: state.expose(),
                 sign_up: req.sign_up,
                 code_challenge: challenge.as_deref(),
+                nonce: nonce.as_deref(),
             },
         )
         .map_err(|e| Error::internal(anyhow::anyhow!("provider {}: {e}", provider.id)))?;
@@ -269,13 +283,20 @@ impl Connector {
             .client
             .grant(&provider, &grant, Step::CodeExchange)
             .await?;
+        let nonce = crate::oidc::nonce(cb.state.expose());
+        let account = self
+            .id_token_subject(&provider, &tokens, Some(&nonce))
+            .await?;
         let owner = Owner {
             caller,
             subject: &state.subject,
             redirect_uri: &state.redirect_uri,
             requested_scopes: &state.scopes,
         };
-        let connection = self.accounts.store(&provider, owner, tokens).await?;
+        let connection = self
+            .accounts
+            .store(&provider, owner, tokens, account)
+            .await?;
         Ok(CallbackOutcome::Connected(Box::new(connection)))
     }
 
@@ -331,6 +352,7 @@ impl Connector {
             .client
             .grant(&provider, &grant, Step::PasswordGrant)
             .await?;
+        let account = self.id_token_subject(&provider, &tokens, None).await?;
         let redirect_uri = provider
             .redirect_uris
             .first()
@@ -342,6 +364,38 @@ impl Connector {
             redirect_uri: &redirect_uri,
             requested_scopes: &Scopes::trusted(provider.profile.default_scopes.clone()),
         };
-        self.accounts.store(&provider, owner, tokens).await
+        self.accounts.store(&provider, owner, tokens, account).await
+    }
+
+    /// The account an oidc provider's `id_token` names, checked; `None` for
+    /// other kinds. A token that fails the check stores nothing.
+    async fn id_token_subject(
+        &self,
+        provider: &ProviderSetting,
+        tokens: &crate::flow::TokenSet,
+        nonce: Option<&str>,
+    ) -> Result<Option<String>> {
+        let check = IdTokenCheck {
+            nonce,
+            subject: None,
+            now: self.clock.now(),
+        };
+        let subject = self
+            .client
+            .id_token_subject(provider, tokens, check)
+            .await
+            .map_err(|failure| Error::provider(&provider.id, Step::IdToken, failure))?;
+        if provider.oidc.is_some() && subject.is_none() {
+            // The password grant: OIDC requires an id_token there too.
+            return Err(Error::provider(
+                &provider.id,
+                Step::IdToken,
+                crate::flow::ProviderFailure::Malformed {
+                    http_status: None,
+                    reason: "the token answer has no id_token".into(),
+                },
+            ));
+        }
+        Ok(subject)
     }
 }

@@ -22,7 +22,7 @@ pub(crate) type JsonAnswer = Result<Map<String, Value>, ProviderFailure>;
 
 /// The outbound side of every flow.
 pub(crate) struct ProviderClient {
-    http: HttpClient,
+    pub(super) http: HttpClient,
 }
 
 impl ProviderClient {

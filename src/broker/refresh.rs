@@ -20,8 +20,8 @@ use std::{future::Future, sync::Arc, time::Duration};
 use sea_orm::DatabaseConnection;
 
 use super::{
-    gates::Gates, heartbeat, liveness::Liveness, provider_client::ProviderClient,
-    registry::Providers, schedule::Schedule, status, vault::Vault,
+    gates::Gates, heartbeat, liveness::Liveness, openid::IdTokenCheck,
+    provider_client::ProviderClient, registry::Providers, schedule::Schedule, status, vault::Vault,
 };
 use crate::{
     clock::SharedClock,
@@ -224,6 +224,10 @@ impl Refresher {
         }
         let failure = match answer {
             Ok(tokens) => {
+                if let Some(refused) = self.refused_id_token(provider, &row, &tokens).await {
+                    telemetry::metrics::refresh("id_token_refused");
+                    return self.give_up(&row, &refused).await;
+                }
                 telemetry::metrics::refresh("success");
                 return self
                     .store_refreshed(provider, &row, sealed_refresh, tokens)
@@ -325,6 +329,34 @@ impl Refresher {
 
     /// Marks the connection NEEDS_REAUTH; if another replica meanwhile stored
     /// new tokens, serves those instead.
+    /// Why a refreshed `id_token` (OIDC Core 12.2: same issuer, client and
+    /// account) makes the new tokens unfit to serve as this connection's,
+    /// if it does. A key set that cannot be read proves nothing either way:
+    /// the tokens came from the authenticated token endpoint and are kept.
+    async fn refused_id_token(
+        &self,
+        provider: &ProviderSetting,
+        row: &TokenRow,
+        tokens: &TokenSet,
+    ) -> Option<String> {
+        let check = IdTokenCheck {
+            nonce: None,
+            subject: Some(&row.connection.provider_user_id),
+            now: self.clock.now(),
+        };
+        match self.client.id_token_subject(provider, tokens, check).await {
+            Ok(_) => None,
+            Err(ProviderFailure::Malformed { reason, .. }) => {
+                tracing::warn!(connection_id = %row.connection.id, provider = %provider.id, %reason, "refreshed id_token refused");
+                Some(format!("the provider's refreshed {reason}"))
+            }
+            Err(failure) => {
+                tracing::warn!(connection_id = %row.connection.id, provider = %provider.id, ?failure, "refreshed id_token not checked: the key set is unavailable");
+                None
+            }
+        }
+    }
+
     async fn give_up(&self, row: &TokenRow, reason: &str) -> Result<ServedToken> {
         let connection = &row.connection;
         if connections::set_status(

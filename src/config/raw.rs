@@ -97,6 +97,11 @@ pub(super) struct RawProvider {
 }
 
 impl RawProvider {
+    /// `client_auth`, if set.
+    pub(super) fn client_auth(&self) -> Option<ClientAuth> {
+        self.client_auth
+    }
+
     /// Overrides the profile's knobs with those set in config.
     pub(super) fn apply_knobs(&self, p: &mut Profile) {
         fn set<T: Clone>(target: &mut T, value: &Option<T>) {

@@ -28,6 +28,13 @@ macro_rules! secret {
                 write!(f, concat!(stringify!($name), "([redacted])"))
             }
         }
+
+        // The value does not outlive its use in freed memory.
+        impl Drop for $name {
+            fn drop(&mut self) {
+                zeroize::Zeroize::zeroize(&mut self.0);
+            }
+        }
     };
 }
 
@@ -55,6 +62,11 @@ secret!(
 secret!(
     /// An end user's password for the resource owner password grant.
     Password
+);
+secret!(
+    /// An OpenID `id_token`: checked, its `sub` kept, the token itself never
+    /// stored or returned.
+    IdToken
 );
 
 /// Ciphertext of a sealed column (`v1.<key id>.<data>`), as stored. Not a
@@ -98,6 +110,7 @@ mod tests {
             format!("{:?}", ClientSecret::new("hunter2")),
             format!("{:?}", PkceVerifier::new("hunter2")),
             format!("{:?}", Password::new("hunter2")),
+            format!("{:?}", IdToken::new("hunter2")),
             format!("{:?}", Sealed::from_stored("hunter2".into())),
         ];
         for text in all {

@@ -18,6 +18,8 @@ pub(crate) struct AuthorizeParams<'a> {
     pub(crate) sign_up: bool,
     /// S256 PKCE challenge, when the profile uses PKCE.
     pub(crate) code_challenge: Option<&'a str>,
+    /// The OpenID `nonce`, for an oidc provider.
+    pub(crate) nonce: Option<&'a str>,
 }
 
 /// The URL to send the end user to. Fails only on an unparseable configured
@@ -48,6 +50,9 @@ pub(crate) fn authorization_url(
             q.append_pair("code_challenge", challenge);
             q.append_pair("code_challenge_method", "S256");
         }
+        if let Some(nonce) = p.nonce {
+            q.append_pair("nonce", nonce);
+        }
         for (k, v) in &profile.extra_authorize_params {
             q.append_pair(k, v);
         }
@@ -74,6 +79,7 @@ mod tests {
             state: "st",
             sign_up,
             code_challenge: None,
+            nonce: None,
         }
     }
 

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::answer::{StatusClass, classify_status, shorten};
-use crate::domain::{AccessToken, RefreshToken};
+use crate::domain::{AccessToken, IdToken, RefreshToken};
 
 /// A successful token answer.
 pub(crate) struct TokenSet {
@@ -19,6 +19,8 @@ pub(crate) struct TokenSet {
     pub(crate) expires_in: Option<u64>,
     /// Granted scopes, when the provider said.
     pub(crate) scope: Option<String>,
+    /// The OpenID `id_token`, when the provider sent one.
+    pub(crate) id_token: Option<IdToken>,
 }
 
 /// RFC 6749 §5.2 error codes, with a catch-all.
@@ -152,6 +154,7 @@ struct SuccessBody {
     token_type: Option<String>,
     expires_in: Option<serde_json::Value>,
     scope: Option<serde_json::Value>,
+    id_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +224,7 @@ pub(crate) fn parse_token_response(
             .unwrap_or_else(|| "Bearer".into()),
         expires_in,
         scope: parsed.scope.and_then(normalize_scope),
+        id_token: parsed.id_token.filter(|t| !t.is_empty()).map(IdToken::new),
     })
 }
 
@@ -272,7 +276,7 @@ fn normalize_scope(value: serde_json::Value) -> Option<String> {
 }
 
 /// A serde_json error category that cannot contain body content.
-pub(super) trait Classify {
+pub(crate) trait Classify {
     fn classify_str(&self) -> &'static str;
 }
 

@@ -40,6 +40,7 @@ mod collector;
 mod db;
 mod error_reasons;
 mod fake;
+mod fake_oidc;
 mod fake_strictness;
 mod faults;
 mod flows;
