@@ -50,6 +50,7 @@ mod isolation;
 mod keys;
 mod lifecycle;
 mod limits;
+mod oidc;
 mod persistence;
 mod policy;
 mod proxy;
