@@ -323,9 +323,15 @@ impl Broker {
     /// Reads the discovery documents of the oidc providers once, then keeps
     /// retrying those that failed in the background: one unreachable issuer
     /// makes its own provider unavailable, not the service.
+    /// Start-up waits for the first round at most `openid::STARTUP_WAIT`.
     pub(crate) async fn discover_providers(&self) {
-        if self.discovery.attempt().await > 0 {
-            tokio::spawn(self.discovery.clone().until_done());
+        let discovery = self.discovery.clone();
+        let first = tokio::spawn(async move { discovery.attempt().await });
+        match tokio::time::timeout(openid::STARTUP_WAIT, first).await {
+            Ok(Ok(0)) => {}
+            _ => {
+                tokio::spawn(self.discovery.clone().until_done());
+            }
         }
     }
 

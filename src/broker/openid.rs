@@ -15,6 +15,9 @@ use crate::{
 /// The longest pause between two discovery attempts of an issuer that
 /// could not be read.
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(60);
+/// How long start-up waits for the first discovery round before serving
+/// (the round goes on in the background).
+pub(crate) const STARTUP_WAIT: Duration = Duration::from_secs(5);
 
 /// What an `id_token` must match besides the provider's issuer and client.
 pub(crate) struct IdTokenCheck<'a> {
@@ -120,22 +123,27 @@ pub(crate) struct Discovery {
 }
 
 impl Discovery {
-    /// One attempt for every provider not yet discovered; how many remain.
-    pub(crate) async fn attempt(&self) -> usize {
-        let mut remaining = 0;
+    /// One attempt for every provider not yet discovered, all at once; how
+    /// many remain.
+    pub(crate) async fn attempt(self: &Arc<Self>) -> usize {
+        let mut attempts = tokio::task::JoinSet::new();
         for provider in self.providers.undiscovered() {
-            match self.client.discover(&provider).await {
-                Ok(found) => {
-                    tracing::info!(provider = %provider.id, "OpenID discovery document read");
-                    self.providers.set_discovered(&provider.id, &found);
+            let this = self.clone();
+            attempts.spawn(async move {
+                match this.client.discover(&provider).await {
+                    Ok(found) => {
+                        tracing::info!(provider = %provider.id, "OpenID discovery document read");
+                        this.providers.set_discovered(&provider.id, &found);
+                        0
+                    }
+                    Err(failure) => {
+                        tracing::warn!(provider = %provider.id, ?failure, "OpenID discovery failed; the provider is unavailable until it succeeds");
+                        1
+                    }
                 }
-                Err(failure) => {
-                    remaining += 1;
-                    tracing::warn!(provider = %provider.id, ?failure, "OpenID discovery failed; the provider is unavailable until it succeeds");
-                }
-            }
+            });
         }
-        remaining
+        attempts.join_all().await.into_iter().sum()
     }
 
     /// Retries until every provider is discovered, pausing 1 s, 2 s, 4 s …

@@ -407,3 +407,49 @@ fn refresh_limits_per_provider() {
         assert!(e.contains(named), "{line}: {e}");
     }
 }
+
+#[test]
+fn oidc_needs_only_an_https_issuer() {
+    let oidc = |extra: &str| {
+        load(
+            &format!(
+                "[providers.idp]\nkind = \"oidc\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\
+                 redirect_uris = [\"https://app.example.com/cb\"]\n{extra}"
+            ),
+            &[],
+        )
+    };
+    let s = oidc("issuer = \"https://id.example.com\"").expect("valid");
+    let p = &s.providers["idp"];
+    assert_eq!(p.issuer.as_deref(), Some("https://id.example.com"));
+    assert_eq!(p.profile.default_scopes, ["openid"]);
+    assert!(p.profile.pkce);
+    let oidc_part = p.oidc.as_ref().expect("an OpenID provider");
+    assert_eq!(oidc_part.issuer, "https://id.example.com");
+    assert!(oidc_part.jwks_uri.get().is_none(), "discovered later");
+
+    let err = oidc("").expect_err("no issuer");
+    assert!(err.contains("providers.idp.issuer"), "{err}");
+    let err = oidc("issuer = \"http://id.example.com\"").expect_err("plaintext");
+    assert!(err.contains("issuer") && err.contains("https"), "{err}");
+    let err = oidc("issuer = \"https://id.example.com\"\nusage_url = \"https://id.example.com/u\"")
+        .expect_err("no usage endpoint");
+    assert!(err.contains("usage_url"), "{err}");
+    let err = oidc("issuer = \"https://id.example.com\"\ntoken_url = \"http://id.example.com/t\"")
+        .expect_err("an override is held to the same rule");
+    assert!(err.contains("token_url"), "{err}");
+    // Overrides win over discovery; the knobs still apply.
+    let s = oidc(
+        "issuer = \"https://id.example.com\"\nrevocation_url = \"https://id.example.com/r\"\n\
+         client_auth = \"body\"\ndefault_scopes = [\"openid\", \"email\"]",
+    )
+    .expect("valid");
+    let p = &s.providers["idp"];
+    let o = &p.oidc.as_ref().expect("oidc").overrides;
+    assert_eq!(
+        o.revocation_url.as_deref(),
+        Some("https://id.example.com/r")
+    );
+    assert_eq!(o.client_auth, Some(crate::providers::ClientAuth::Body));
+    assert_eq!(p.profile.default_scopes, ["openid", "email"]);
+}

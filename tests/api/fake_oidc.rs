@@ -9,7 +9,6 @@
 #![allow(dead_code)]
 
 mod authorize;
-mod browser;
 mod client;
 mod discovery;
 mod grants;
@@ -277,7 +276,7 @@ impl FakeOidc {
             (issuer.origin(), AUTHORIZE_PATH),
             "authorization URL `{authorization_url}` is not the OIDC fake's authorization endpoint"
         );
-        let page = browser::get(&url)
+        let page = crate::fake::browser::get(&url, &[])
             .await
             .unwrap_or_else(|e| panic!("GET {authorization_url} at the OIDC fake failed: {e}"));
         let last_rejection = || self.rejections().last().cloned().unwrap_or_default();
@@ -316,8 +315,8 @@ fn routes(inner: &Arc<Inner>) -> Router {
         .route(TOKEN_PATH, post(token::endpoint))
         .route(USERINFO_PATH, get(userinfo::endpoint))
         .route(REVOCATION_PATH, post(revocation::endpoint))
-        .fallback(recording::no_route)
-        .method_not_allowed_fallback(recording::wrong_method)
+        .fallback(crate::fake::recording::no_route)
+        .method_not_allowed_fallback(crate::fake::recording::wrong_method)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(inner),
             recording::record,

@@ -650,3 +650,25 @@ pub fn usage(id: &str, key: &str, credits: f64) -> pb::RecordUsageRequest {
         idempotency_key: key.into(),
     }
 }
+
+/// RevokeConnection, expecting it done.
+pub async fn revoke(client: &mut Client, id: &str) -> pb::RevokeConnectionResponse {
+    client
+        .revoke_connection(pb::RevokeConnectionRequest {
+            connection_id: id.into(),
+        })
+        .await
+        .expect("revoked")
+        .into_inner()
+}
+
+/// GetUserInfo, expecting the provider's profile.
+pub async fn user_info(client: &mut Client, id: &str) -> pb::GetUserInfoResponse {
+    client
+        .get_user_info(pb::GetUserInfoRequest {
+            connection_id: id.into(),
+        })
+        .await
+        .expect("GetUserInfo")
+        .into_inner()
+}

@@ -124,13 +124,7 @@ async fn the_whole_flow_with_discovery(backend: Backend) {
 
     let served = token(&mut client, &conn.id, 0).await.expect("token");
     assert!(fake.access_token_works(&served.access_token));
-    let info = client
-        .get_user_info(pb::GetUserInfoRequest {
-            connection_id: conn.id.clone(),
-        })
-        .await
-        .expect("GetUserInfo at the discovered userinfo endpoint")
-        .into_inner();
+    let info = user_info(&mut client, &conn.id).await;
     assert!(format!("{info:?}").contains(ACCOUNT), "{info:?}");
 
     // A refresh brings a new id_token for the same account: accepted, key
@@ -140,13 +134,7 @@ async fn the_whole_flow_with_discovery(backend: Backend) {
     assert_eq!(fake.token_requests("refresh_token"), 1);
     assert_eq!(fake.jwks_fetches(), 1, "the key set is cached");
 
-    let revoked = client
-        .revoke_connection(pb::RevokeConnectionRequest {
-            connection_id: conn.id.clone(),
-        })
-        .await
-        .expect("revoked")
-        .into_inner();
+    let revoked = revoke(&mut client, &conn.id).await;
     assert_eq!(
         revoked.provider_revocation(),
         ProviderRevocation::Confirmed,

@@ -35,7 +35,9 @@ fn installed(test: &str) -> bool {
         .is_ok_and(|s| s.success());
     if !ok {
         if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
-            panic!("{test}: .ci/oidc-setup failed and CI is set: the OpenID Provider tests must run");
+            panic!(
+                "{test}: .ci/oidc-setup failed and CI is set: the OpenID Provider tests must run"
+            );
         }
         eprintln!("SKIPPED {test}: .ci/oidc-setup failed (needs Node.js >= 20.19 and npm)");
     }
@@ -120,9 +122,15 @@ impl Browser {
                 .expect("the provider answers");
             // In header order: a cookie may be cleared, then set again.
             for set in response.headers().get_all("set-cookie") {
-                let pair = set.to_str().unwrap_or_default().split(';').next().unwrap_or_default();
+                let pair = set
+                    .to_str()
+                    .unwrap_or_default()
+                    .split(';')
+                    .next()
+                    .unwrap_or_default();
                 if let Some((name, value)) = pair.split_once('=') {
-                    self.cookies.insert(name.trim().to_owned(), value.to_owned());
+                    self.cookies
+                        .insert(name.trim().to_owned(), value.to_owned());
                 }
             }
             let status = response.status();
@@ -204,31 +212,41 @@ async fn a_certified_openid_provider(backend: Backend) {
         .await
         .expect("BeginAuth")
         .into_inner();
-    assert!(begun.authorization_url.starts_with(&format!("{}/auth?", idp.issuer)));
+    assert!(
+        begun
+            .authorization_url
+            .starts_with(&format!("{}/auth?", idp.issuer))
+    );
     let params = browser.authorize(&begun.authorization_url).await;
     assert_eq!(params.get("iss"), Some(&idp.issuer), "RFC 9207");
     let conn = complete(&mut client, params).await;
     assert_eq!(conn.provider_user_id, ACCOUNT);
 
     let first = token(&mut client, &conn.id, 0).await.expect("token");
-    assert_eq!(browser.userinfo_status(&idp.issuer, &first.access_token).await, 200);
-    let info = client
-        .get_user_info(pb::GetUserInfoRequest {
-            connection_id: conn.id.clone(),
-        })
-        .await
-        .expect("GetUserInfo")
-        .into_inner();
-    assert!(format!("{info:?}").contains(&format!("{ACCOUNT}@example.test")), "{info:?}");
+    assert_eq!(
+        browser
+            .userinfo_status(&idp.issuer, &first.access_token)
+            .await,
+        200
+    );
+    let info = user_info(&mut client, &conn.id).await;
+    assert!(
+        format!("{info:?}").contains(&format!("{ACCOUNT}@example.test")),
+        "{info:?}"
+    );
 
     // Refresh: the provider rotates the refresh token and sends a new
     // id_token, which must name the same account. Twice, so the rotated
     // token was stored (the provider revokes the grant on reuse).
     for _ in 0..2 {
-        let refreshed = force_refresh(&mut client, &conn.id).await.expect("refreshed");
+        let refreshed = force_refresh(&mut client, &conn.id)
+            .await
+            .expect("refreshed");
         assert_ne!(refreshed.access_token, first.access_token);
         assert_eq!(
-            browser.userinfo_status(&idp.issuer, &refreshed.access_token).await,
+            browser
+                .userinfo_status(&idp.issuer, &refreshed.access_token)
+                .await,
             200
         );
     }
@@ -249,7 +267,10 @@ async fn a_certified_openid_provider(backend: Backend) {
         .expect_err("mix-up refused");
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
     let info = refused.get_details_error_info().expect("error info");
-    assert_eq!(info.metadata.get("state").map(String::as_str), Some("issuer_mismatch"));
+    assert_eq!(
+        info.metadata.get("state").map(String::as_str),
+        Some("issuer_mismatch")
+    );
 
     // An issuer that is not exactly the one discovery names: never usable.
     let refused = client
@@ -258,20 +279,19 @@ async fn a_certified_openid_provider(backend: Backend) {
         .expect_err("mismatched issuer");
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     let info = refused.get_details_error_info().expect("error info");
-    assert_eq!(info.metadata.get("step").map(String::as_str), Some("discovery"));
+    assert_eq!(
+        info.metadata.get("step").map(String::as_str),
+        Some("discovery")
+    );
     assert!(app.logs().contains("names issuer"), "the log says why");
 
     // Revocation at the discovered endpoint: the token stops working there.
-    let revoked = client
-        .revoke_connection(pb::RevokeConnectionRequest {
-            connection_id: conn.id.clone(),
-        })
-        .await
-        .expect("revoked")
-        .into_inner();
+    let revoked = revoke(&mut client, &conn.id).await;
     assert_eq!(revoked.provider_revocation(), ProviderRevocation::Confirmed);
     assert_eq!(
-        browser.userinfo_status(&idp.issuer, &current.access_token).await,
+        browser
+            .userinfo_status(&idp.issuer, &current.access_token)
+            .await,
         401,
         "revoked at the provider"
     );

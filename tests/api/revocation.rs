@@ -35,16 +35,6 @@ fn begin_request(provider: &str, subject: &str) -> pb::BeginAuthRequest {
     }
 }
 
-async fn revoke(client: &mut Client, id: &str) -> pb::RevokeConnectionResponse {
-    client
-        .revoke_connection(pb::RevokeConnectionRequest {
-            connection_id: id.into(),
-        })
-        .await
-        .expect("revoked")
-        .into_inner()
-}
-
 async fn revoking_revokes_at_the_provider_too(backend: Backend) {
     let app = TestApp::spawn_with(
         backend,

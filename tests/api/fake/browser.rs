@@ -10,14 +10,14 @@ use tokio::net::TcpStream;
 use url::Url;
 
 /// What the browser got back.
-pub(super) struct Page {
+pub(crate) struct Page {
     pub status: u16,
     pub location: Option<String>,
     pub body: String,
 }
 
 /// GETs `url` with extra request headers; the server must be plain HTTP.
-pub(super) async fn get(url: &Url, headers: &[(&str, &str)]) -> io::Result<Page> {
+pub(crate) async fn get(url: &Url, headers: &[(&str, &str)]) -> io::Result<Page> {
     let host = url.host_str().unwrap_or("127.0.0.1");
     let port = url.port_or_known_default().unwrap_or(80);
     let target = match url.query() {

@@ -67,12 +67,12 @@ pub(super) async fn record(
 }
 
 /// Answer to a path the provider does not serve.
-pub(super) async fn no_route() -> Response {
+pub(crate) async fn no_route() -> Response {
     Reject::page(StatusCode::NOT_FOUND, "no such endpoint at this provider").into_response()
 }
 
 /// Answer to a known path called with the wrong method.
-pub(super) async fn wrong_method() -> Response {
+pub(crate) async fn wrong_method() -> Response {
     Reject::page(
         StatusCode::METHOD_NOT_ALLOWED,
         "wrong HTTP method for this endpoint",

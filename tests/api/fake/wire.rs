@@ -3,18 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
 /// Marker put into a response's extensions; the recording layer turns it into a `rejections()` entry.
 #[derive(Clone)]
-pub(super) struct RejectReason(pub String);
+pub(crate) struct RejectReason(pub String);
 
 /// A request the provider refuses, with the answer the provider gives and the reason for the test log.
-pub(super) struct Reject {
+pub(crate) struct Reject {
     status: StatusCode,
     headers: Vec<(axum::http::HeaderName, String)>,
     body: RejectBody,
@@ -54,6 +54,10 @@ impl Reject {
 
     pub fn invalid_grant(reason: impl Into<String>) -> Self {
         Self::oauth(StatusCode::BAD_REQUEST, "invalid_grant", reason)
+    }
+
+    pub fn invalid_scope(reason: impl Into<String>) -> Self {
+        Self::oauth(StatusCode::BAD_REQUEST, "invalid_scope", reason)
     }
 
     pub fn unsupported_grant_type(reason: impl Into<String>) -> Self {
@@ -111,6 +115,11 @@ impl IntoResponse for Reject {
             RejectBody::Json(value) => (self.status, axum::Json(value)).into_response(),
             RejectBody::Text(text) => (self.status, text).into_response(),
         };
+        // RFC 6749 §5.1/§5.2: no answer of a token endpoint may be cached;
+        // harmless on the others.
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         for (name, value) in self.headers {
             let value = value.parse().expect("fake header values are plain ASCII");
             response.headers_mut().insert(name, value);
@@ -181,7 +190,7 @@ impl Params {
 }
 
 /// Rejects a body that is not of the given media type (parameters like charset are allowed).
-pub(super) fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), Reject> {
+pub(crate) fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), Reject> {
     let actual = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -197,7 +206,7 @@ pub(super) fn require_content_type(headers: &HeaderMap, expected: &str) -> Resul
 }
 
 /// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1; the scheme is case-insensitive).
-pub(super) fn bearer(headers: &HeaderMap) -> Result<&str, Reject> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, Reject> {
     let value =
         authorization(headers).ok_or_else(|| Reject::invalid_token("no Authorization header"))?;
     match value.split_once(' ') {

@@ -1,15 +1,13 @@
-//! Turns the handlers' `RejectReason` into `rejections()` entries, and answers the paths and methods
-//! the provider does not serve (themselves rejections).
+//! Turns the handlers' `RejectReason` into `rejections()` entries.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::Inner;
-use super::wire::{Reject, RejectReason};
+use super::wire::RejectReason;
 
 pub(super) async fn record(
     State(fake): State<Arc<Inner>>,
@@ -22,18 +20,4 @@ pub(super) async fn record(
         fake.lock().rejections.push(format!("{label}: {reason}"));
     }
     response
-}
-
-/// Answer to a path the provider does not serve.
-pub(super) async fn no_route() -> Response {
-    Reject::page(StatusCode::NOT_FOUND, "no such endpoint at this provider").into_response()
-}
-
-/// Answer to a known path called with the wrong method.
-pub(super) async fn wrong_method() -> Response {
-    Reject::page(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "wrong HTTP method for this endpoint",
-    )
-    .into_response()
 }

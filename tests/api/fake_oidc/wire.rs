@@ -1,116 +1,15 @@
-//! Wire-level helpers every endpoint shares: the rejection type (which also feeds `rejections()`),
-//! strict parameter parsing, the Content-Type and Authorization headers, and random values.
+//! Wire-level helpers every endpoint shares: strict parameter parsing, the Content-Type and
+//! Authorization headers, and random values; rejections are the strict fakes' own `Reject`.
 
 use std::collections::BTreeMap;
 
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use crate::fake::wire::require_content_type;
+pub(super) use crate::fake::wire::{Reject, RejectReason, bearer};
+
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::{Value, json};
-
-/// Marker put into a response's extensions; the recording layer turns it into a `rejections()` entry.
-#[derive(Clone)]
-pub(super) struct RejectReason(pub String);
-
-/// A request the provider refuses, with the answer it gives and the reason for the test log.
-pub(super) struct Reject {
-    status: StatusCode,
-    headers: Vec<(HeaderName, String)>,
-    body: Body,
-    reason: String,
-}
-
-enum Body {
-    Json(Value),
-    Text(String),
-}
-
-impl Reject {
-    /// RFC 6749 §5.2 error body.
-    pub fn oauth(status: StatusCode, error: &str, reason: impl Into<String>) -> Self {
-        let reason = reason.into();
-        let body = json!({ "error": error, "error_description": reason });
-        Self {
-            status,
-            headers: Vec::new(),
-            body: Body::Json(body),
-            reason,
-        }
-    }
-
-    pub fn invalid_request(reason: impl Into<String>) -> Self {
-        Self::oauth(StatusCode::BAD_REQUEST, "invalid_request", reason)
-    }
-
-    /// RFC 6749 §5.2: 401, with a Basic challenge since that is how the client authenticates.
-    pub fn invalid_client(reason: impl Into<String>) -> Self {
-        let mut reject = Self::oauth(StatusCode::UNAUTHORIZED, "invalid_client", reason);
-        let challenge = "Basic realm=\"oidc\"".to_owned();
-        reject.headers.push((WWW_AUTHENTICATE, challenge));
-        reject
-    }
-
-    pub fn invalid_grant(reason: impl Into<String>) -> Self {
-        Self::oauth(StatusCode::BAD_REQUEST, "invalid_grant", reason)
-    }
-
-    pub fn invalid_scope(reason: impl Into<String>) -> Self {
-        Self::oauth(StatusCode::BAD_REQUEST, "invalid_scope", reason)
-    }
-
-    pub fn unsupported_grant_type(reason: impl Into<String>) -> Self {
-        Self::oauth(StatusCode::BAD_REQUEST, "unsupported_grant_type", reason)
-    }
-
-    /// RFC 6750 §3.1: a resource request without a usable bearer token.
-    pub fn invalid_token(reason: impl Into<String>) -> Self {
-        let mut reject = Self::oauth(StatusCode::UNAUTHORIZED, "invalid_token", reason);
-        let challenge = "Bearer error=\"invalid_token\"".to_owned();
-        reject.headers.push((WWW_AUTHENTICATE, challenge));
-        reject
-    }
-
-    /// An error page for the end user (the authorize page cannot redirect anywhere safe).
-    pub fn page(status: StatusCode, reason: impl Into<String>) -> Self {
-        let reason = reason.into();
-        Self {
-            status,
-            headers: Vec::new(),
-            body: Body::Text(reason.clone()),
-            reason,
-        }
-    }
-
-    /// A 302 back to the client carrying `error=...` (RFC 6749 §4.1.2.1).
-    pub fn redirect(location: String, reason: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::FOUND,
-            headers: vec![(LOCATION, location)],
-            body: Body::Text(String::new()),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl IntoResponse for Reject {
-    fn into_response(self) -> Response {
-        let mut response = match self.body {
-            Body::Json(value) => (self.status, axum::Json(value)).into_response(),
-            Body::Text(text) => (self.status, text).into_response(),
-        };
-        let headers = response.headers_mut();
-        // RFC 6749 §5.1/§5.2: no answer of the token endpoint may be cached; harmless elsewhere.
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        for (name, value) in self.headers {
-            let value = value.parse().expect("fake header values are plain ASCII");
-            headers.insert(name, value);
-        }
-        response.extensions_mut().insert(RejectReason(self.reason));
-        response
-    }
-}
 
 /// Request parameters after the RFC 6749 §3.1/§3.2 rules: no parameter twice, and an empty value
 /// counts as absent.
@@ -156,33 +55,7 @@ impl Params {
 
 /// Rejects a body that is not form-encoded (parameters like charset are allowed).
 pub(super) fn require_form(headers: &HeaderMap) -> Result<(), Reject> {
-    let expected = "application/x-www-form-urlencoded";
-    let actual = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let media_type = actual.split(';').next().unwrap_or("").trim();
-    if media_type.eq_ignore_ascii_case(expected) {
-        Ok(())
-    } else {
-        Err(Reject::invalid_request(format!(
-            "Content-Type is `{actual}`, this endpoint takes `{expected}`"
-        )))
-    }
-}
-
-/// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1; the scheme is case-insensitive).
-pub(super) fn bearer(headers: &HeaderMap) -> Result<&str, Reject> {
-    let value =
-        authorization(headers).ok_or_else(|| Reject::invalid_token("no Authorization header"))?;
-    match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() => {
-            Ok(token)
-        }
-        _ => Err(Reject::invalid_token(format!(
-            "Authorization `{value}` is not a Bearer token"
-        ))),
-    }
+    require_content_type(headers, "application/x-www-form-urlencoded")
 }
 
 /// `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1), decoded.
