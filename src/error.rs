@@ -208,6 +208,14 @@ pub(crate) enum Error {
         /// When its next call would be admitted.
         retry_after: Duration,
     },
+    /// The stored grant lacks scopes the caller needs.
+    #[error("connection {id} lacks the scopes {}: reconnect it with them", missing.join(" "))]
+    InsufficientScope {
+        /// The connection.
+        id: ConnectionId,
+        /// The required scopes it was not granted.
+        missing: Vec<String>,
+    },
     /// The caller's policy does not allow this.
     #[error("not allowed by the policy of caller {caller:?}: {detail} (rule `{rule}`)")]
     PolicyDenied {
@@ -294,6 +302,7 @@ impl Error {
             Self::UsageNotUnknown { .. } => ErrorReason::UsageNotUnknown,
             Self::RateLimited { .. } => ErrorReason::RateLimited,
             Self::PolicyDenied { .. } => ErrorReason::PolicyDenied,
+            Self::InsufficientScope { .. } => ErrorReason::InsufficientScope,
             Self::Overloaded => ErrorReason::Overloaded,
             Self::Conflict(_) => ErrorReason::ConcurrentModification,
             Self::StorageUnavailable => ErrorReason::StorageUnavailable,
@@ -313,7 +322,8 @@ impl Error {
             | ErrorReason::StateInvalid
             | ErrorReason::ProviderRejected
             | ErrorReason::ProviderUnsupported
-            | ErrorReason::UsageNotUnknown => Code::FailedPrecondition,
+            | ErrorReason::UsageNotUnknown
+            | ErrorReason::InsufficientScope => Code::FailedPrecondition,
             ErrorReason::ProviderUnavailable
             | ErrorReason::ProviderInvalidResponse
             | ErrorReason::RefreshInProgress
@@ -389,6 +399,10 @@ impl Error {
                 put("provider", provider.to_string());
             }
             Self::StateInvalid(problem) => put("state", problem.as_str().to_owned()),
+            Self::InsufficientScope { id, missing } => {
+                put("connection_id", id.to_string());
+                put("missing", missing.join(" "));
+            }
             Self::RateLimited { caller, .. } => put("caller", caller.clone()),
             Self::PolicyDenied { caller, rule, .. } => {
                 put("caller", caller.clone());

@@ -231,6 +231,7 @@ pub async fn keep_fresh(fake: &FakeProvider, shape: Shape) -> FreshRun {
                     connection_id: ids[i % ids.len()].clone(),
                     min_valid_seconds: CALLER_MIN_VALID as u32,
                     force_refresh: false,
+                    ..Default::default()
                 });
                 request.set_timeout(Duration::from_secs(2));
                 let t = Instant::now();

@@ -117,6 +117,7 @@ pub async fn get_token(
                 connection_id: id,
                 min_valid_seconds: 60,
                 force_refresh: false,
+                ..Default::default()
             }))
             .await
         }
@@ -236,6 +237,7 @@ pub async fn storm(clients: &Arc<Clients>, id: &str, callers: usize) -> Vec<Opti
                 connection_id: id,
                 min_valid_seconds: 1,
                 force_refresh: false,
+                ..Default::default()
             }))
             .await
         }));

@@ -32,6 +32,7 @@ pub async fn get_token(
         connection_id: connections.get(connection).id.clone(),
         min_valid_seconds: MIN_VALID_SECS,
         force_refresh: false,
+        ..Default::default()
     };
     let mut client = pick.client.clone();
     let t = timed(DEADLINE, request, |r| client.get_access_token(r)).await;

@@ -3,7 +3,7 @@
 use super::{convert, validate};
 use crate::{
     broker::Broker,
-    domain::{Caller, Policy},
+    domain::{Caller, Policy, Scopes},
     error::{Error, Result},
     pb,
 };
@@ -31,6 +31,14 @@ pub(super) async fn get(
         }
         n => n,
     };
+    let required = if req.required_scopes.is_empty() {
+        None
+    } else {
+        Some(
+            Scopes::parse(req.required_scopes)
+                .map_err(|e| Error::invalid("required_scopes", e.0))?,
+        )
+    };
     let token = broker
         .access_token(caller, id, i64::from(min_valid), req.force_refresh, wait)
         .await?;
@@ -38,6 +46,17 @@ pub(super) async fn get(
     policy
         .provider(token.provider.as_str())
         .map_err(|denied| Error::denied(caller, denied))?;
+    if let Some(required) = required {
+        let missing: Vec<String> = required
+            .as_slice()
+            .iter()
+            .filter(|s| !token.scopes.as_slice().contains(s))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::InsufficientScope { id, missing });
+        }
+    }
     Ok(pb::GetAccessTokenResponse {
         access_token: token.token.secret().to_owned(),
         token_type: token.token_type,

@@ -109,6 +109,7 @@ mod tests {
             token_type: "Bearer".into(),
             expires_at: 100,
             provider: crate::domain::ProviderId::trusted("ares"),
+            scopes: Default::default(),
         }
     }
 

@@ -324,6 +324,8 @@ impl Refresher {
             token_type: tokens.token_type,
             expires_at,
             provider: provider.id.clone(),
+            // Written above when the provider named them; else unchanged.
+            scopes: std::sync::Arc::new(scopes.unwrap_or_else(|| row.connection.scopes.clone())),
         })
     }
 
@@ -391,6 +393,7 @@ impl Refresher {
             token_type: row.token_type.clone(),
             expires_at: row.snapshot.expires_at.unwrap_or_default(),
             provider: row.connection.provider.clone(),
+            scopes: std::sync::Arc::new(row.connection.scopes.clone()),
         })
     }
 }

@@ -184,6 +184,7 @@ impl TokenService {
             token_type: row.token_type,
             expires_at: row.access_token_expires_at.unwrap_or_default(),
             provider: row.provider,
+            scopes: std::sync::Arc::new(row.scopes),
         };
         self.cache.put(id, caller, token.clone(), now_ms);
         Ok(Some(token))

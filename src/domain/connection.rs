@@ -75,4 +75,7 @@ pub(crate) struct ServedToken {
     pub(crate) expires_at: i64,
     /// The connection's provider (for the caller's policy).
     pub(crate) provider: ProviderId,
+    /// The scopes the token was granted (shared, so a cached token is cheap
+    /// to hand out).
+    pub(crate) scopes: std::sync::Arc<Scopes>,
 }

@@ -159,9 +159,12 @@ pub(crate) struct ServingRow {
     pub(crate) token_type: String,
     /// Unix seconds.
     pub(crate) access_token_expires_at: Option<i64>,
+    /// The scopes granted.
+    pub(crate) scopes: Scopes,
 }
 
-/// provider, status, status_reason, access_token, token_type, access_token_expires_at.
+/// provider, status, status_reason, access_token, token_type,
+/// access_token_expires_at, scopes.
 type ServingColumns = (
     String,
     String,
@@ -169,6 +172,7 @@ type ServingColumns = (
     Option<String>,
     String,
     Option<i64>,
+    String,
 );
 
 /// The serving columns of the caller's connection with this id.
@@ -186,17 +190,21 @@ pub(crate) async fn find_serving(
         .column(Column::AccessToken)
         .column(Column::TokenType)
         .column(Column::AccessTokenExpiresAt)
+        .column(Column::Scopes)
         .into_tuple()
         .one(db)
         .await?;
     Ok(row.map(
-        |(provider, status, status_reason, access_token, token_type, expires_at)| ServingRow {
-            provider: ProviderId::trusted(provider),
-            status: ConnectionStatus::from_stored(&status),
-            status_reason,
-            access_token: access_token.map(Sealed::from_stored),
-            token_type,
-            access_token_expires_at: expires_at,
+        |(provider, status, status_reason, access_token, token_type, expires_at, scopes)| {
+            ServingRow {
+                provider: ProviderId::trusted(provider),
+                status: ConnectionStatus::from_stored(&status),
+                status_reason,
+                access_token: access_token.map(Sealed::from_stored),
+                token_type,
+                access_token_expires_at: expires_at,
+                scopes: Scopes::from_stored(&scopes),
+            }
         },
     ))
 }

@@ -329,6 +329,7 @@ async fn lock_contention_is_its_own_error(backend: Backend) {
         connection_id: conn.id.clone(),
         min_valid_seconds: 60,
         force_refresh: false,
+        ..Default::default()
     });
     request.set_timeout(Duration::from_millis(400));
     let started = Instant::now();

@@ -588,6 +588,7 @@ pub async fn token(
             connection_id: id.into(),
             min_valid_seconds,
             force_refresh: false,
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())

@@ -47,6 +47,7 @@ async fn force_refresh_refreshes_when_no_cooldown_applies(backend: Backend) {
             connection_id: conn.id.clone(),
             min_valid_seconds: 0,
             force_refresh: true,
+            ..Default::default()
         })
         .await
         .expect("forced")
@@ -196,6 +197,7 @@ async fn a_still_valid_token_beats_a_refresh_past_the_deadline(backend: Backend)
             // More than the stored token has left: it needs a refresh.
             min_valid_seconds: 900,
             force_refresh,
+            ..Default::default()
         });
         request.set_timeout(std::time::Duration::from_millis(800));
         request
@@ -221,7 +223,46 @@ async fn a_still_valid_token_beats_a_refresh_past_the_deadline(backend: Backend)
     assert_eq!(info.reason, "REFRESH_IN_PROGRESS");
 }
 
+async fn required_scopes_are_checked_against_the_grant(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut client = app.billing().await;
+    // ARES grants its default "read write".
+    let conn = connect(&app, &mut client, "ares", "u").await;
+    let ask = |scopes: &[&str]| pb::GetAccessTokenRequest {
+        connection_id: conn.id.clone(),
+        required_scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        ..Default::default()
+    };
+    let served = client
+        .get_access_token(ask(&["write", "read"]))
+        .await
+        .expect("granted")
+        .into_inner();
+    assert!(!served.access_token.is_empty());
+    let refused = client
+        .get_access_token(ask(&["read", "admin"]))
+        .await
+        .expect_err("admin was never granted");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("admin"), "{}", refused.message());
+    assert!(!refused.message().contains(&served.access_token));
+    // Also when the token is served from another replica's fresh read.
+    let replica = app.replica().await;
+    let mut other = replica.billing().await;
+    let refused = other
+        .get_access_token(ask(&["admin"]))
+        .await
+        .expect_err("same answer everywhere");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_status(
+        client.get_access_token(ask(&["has space"])).await,
+        Code::InvalidArgument,
+        "required_scopes",
+    );
+}
+
 on_both!(
+    required_scopes_are_checked_against_the_grant,
     a_still_valid_token_beats_a_refresh_past_the_deadline,
     concurrent_callers_cause_one_refresh_and_get_the_same_token,
     force_refresh_refreshes_when_no_cooldown_applies,

@@ -342,6 +342,22 @@ pub(super) async fn through_the_binary(backend: Backend) -> Cases {
             .meta("provider", "ares"),
     );
 
+    // INSUFFICIENT_SCOPE: the grant lacks a scope the caller requires.
+    let scoped = connect(&app, &mut billing, "ares", "scoped").await;
+    cases.push(
+        "GetAccessToken requiring a scope the grant lacks",
+        billing
+            .get_access_token(pb::GetAccessTokenRequest {
+                connection_id: scoped.id.clone(),
+                required_scopes: vec!["read".into(), "admin".into(), "billing".into()],
+                ..Default::default()
+            })
+            .await,
+        Expected::new(R::InsufficientScope, Code::FailedPrecondition)
+            .meta("connection_id", &scoped.id)
+            .meta("missing", "admin billing"),
+    );
+
     // NO_REFRESH_TOKEN: the code exchange answered without a refresh token.
     app.fakes.aries.set_issue_refresh_tokens(false);
     let no_refresh = connect(&app, &mut billing, "aries", "no-refresh-token").await;
