@@ -6,6 +6,7 @@ pub(crate) mod callers;
 mod connections;
 mod convert;
 mod deadline;
+mod paging;
 mod rate;
 mod tokens;
 mod usage;
@@ -253,6 +254,21 @@ impl AuthBroker for Api {
     ) -> RpcResult<pb::ListConnectionsResponse> {
         let (caller, _) = self.caller(&request, "ListConnections")?;
         respond(connections::list(&self.broker, &caller, request.into_inner()).await)
+    }
+
+    async fn update_connection_labels(
+        &self,
+        request: Request<pb::UpdateConnectionLabelsRequest>,
+    ) -> RpcResult<pb::UpdateConnectionLabelsResponse> {
+        let (caller, _) = self.caller(&request, "UpdateConnectionLabels")?;
+        let result = connections::update_labels(&self.broker, &caller, request.into_inner()).await;
+        if let Ok(pb::UpdateConnectionLabelsResponse {
+            connection: Some(connection),
+        }) = &result
+        {
+            self.audit(&caller, Some(&connection.id), "labels_changed", None);
+        }
+        respond(result)
     }
 
     async fn revoke_connection(

@@ -56,11 +56,12 @@ pub(crate) use connections::ProviderRevocation;
 pub(crate) use rekey::{Progress as ResealProgress, check_stored as check_stored_keys, reseal};
 pub(crate) use usage_request::{UsageOutcome, UsageRequest};
 
+pub(crate) use crate::store::connections::{ListFilter, PageAfter};
 use crate::{
     clock::SharedClock,
     config::TokenSettings,
     crypto::KeyRing,
-    domain::{Caller, Connection, ConnectionId, Policy, ProviderId, ServedToken, Subject},
+    domain::{Caller, Connection, ConnectionId, Policy, ServedToken},
     error::Result,
     http::HttpClient,
     providers::ProviderSetting,
@@ -288,10 +289,21 @@ impl Broker {
     pub(crate) async fn list_connections(
         &self,
         caller: &Caller,
-        subject: Option<&Subject>,
-        provider: Option<&ProviderId>,
+        filter: &ListFilter<'_>,
+        after: Option<&PageAfter>,
+        limit: u64,
     ) -> Result<Vec<Connection>> {
-        self.connections.list(caller, subject, provider).await
+        self.connections.list(caller, filter, after, limit).await
+    }
+
+    /// UpdateConnectionLabels.
+    pub(crate) async fn set_labels(
+        &self,
+        caller: &Caller,
+        id: ConnectionId,
+        labels: &crate::domain::Labels,
+    ) -> Result<Connection> {
+        self.connections.set_labels(caller, id, labels).await
     }
 
     /// RevokeConnection.

@@ -4,6 +4,7 @@
 
 mod connection;
 mod ids;
+mod labels;
 mod policy;
 mod scopes;
 mod secrets;
@@ -11,6 +12,7 @@ mod usage;
 
 pub(crate) use connection::{Connection, ConnectionStatus, ServedToken};
 pub(crate) use ids::{Caller, ConnectionId, ProviderId, RedirectUri, Subject};
+pub(crate) use labels::Labels;
 pub use policy::{Denied, Policy};
 pub(crate) use scopes::Scopes;
 pub use secrets::{

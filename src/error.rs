@@ -208,6 +208,14 @@ pub(crate) enum Error {
         /// When its next call would be admitted.
         retry_after: Duration,
     },
+    /// A reconnect in place answered for another provider account.
+    #[error(
+        "connection {id}: the provider signed in another account than the connection's; nothing was changed"
+    )]
+    AccountMismatch {
+        /// The connection.
+        id: ConnectionId,
+    },
     /// The stored grant lacks scopes the caller needs.
     #[error("connection {id} lacks the scopes {}: reconnect it with them", missing.join(" "))]
     InsufficientScope {
@@ -303,6 +311,7 @@ impl Error {
             Self::RateLimited { .. } => ErrorReason::RateLimited,
             Self::PolicyDenied { .. } => ErrorReason::PolicyDenied,
             Self::InsufficientScope { .. } => ErrorReason::InsufficientScope,
+            Self::AccountMismatch { .. } => ErrorReason::AccountMismatch,
             Self::Overloaded => ErrorReason::Overloaded,
             Self::Conflict(_) => ErrorReason::ConcurrentModification,
             Self::StorageUnavailable => ErrorReason::StorageUnavailable,
@@ -323,7 +332,8 @@ impl Error {
             | ErrorReason::ProviderRejected
             | ErrorReason::ProviderUnsupported
             | ErrorReason::UsageNotUnknown
-            | ErrorReason::InsufficientScope => Code::FailedPrecondition,
+            | ErrorReason::InsufficientScope
+            | ErrorReason::AccountMismatch => Code::FailedPrecondition,
             ErrorReason::ProviderUnavailable
             | ErrorReason::ProviderInvalidResponse
             | ErrorReason::RefreshInProgress
@@ -389,9 +399,9 @@ impl Error {
             Self::ProviderRemoved { provider } | Self::ProviderUnsupported { provider, .. } => {
                 put("provider", provider.to_string())
             }
-            Self::ConnectionNotFound { id } | Self::RefreshInProgress { id, .. } => {
-                put("connection_id", id.to_string())
-            }
+            Self::ConnectionNotFound { id }
+            | Self::RefreshInProgress { id, .. }
+            | Self::AccountMismatch { id } => put("connection_id", id.to_string()),
             Self::NeedsReauth { id, provider, .. }
             | Self::Revoked { id, provider }
             | Self::NoRefreshToken { id, provider } => {

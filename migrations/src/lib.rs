@@ -10,6 +10,7 @@ mod m20261202_000003_refresh_attempts;
 mod m20261202_000004_usage_claims;
 mod m20261202_000005_refresh_schedule;
 mod m20261202_000006_audit_events;
+mod m20261202_000007_labels_and_reconnect;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000004_usage_claims::Migration),
             Box::new(m20261202_000005_refresh_schedule::Migration),
             Box::new(m20261202_000006_audit_events::Migration),
+            Box::new(m20261202_000007_labels_and_reconnect::Migration),
         ]
     }
 }

@@ -23,6 +23,8 @@ pub(super) async fn begin(
         redirect_uri: validate::redirect_uri(req.redirect_uri)?,
         scopes: validate::scopes(req.scopes)?,
         sign_up: req.sign_up,
+        labels: validate::labels("labels", req.labels)?,
+        connection_id: validate::connection_id_option(req.connection_id)?,
     };
     let begun = broker.begin_auth(caller, policy, request).await?;
     Ok(pb::BeginAuthResponse {

@@ -1,9 +1,9 @@
 //! GetConnection, ListConnections, RevokeConnection, GetUserInfo handlers.
 
-use super::{convert, validate};
+use super::{convert, paging, validate};
 use crate::{
-    broker::{Broker, ProviderRevocation},
-    domain::{Caller, Policy},
+    broker::{Broker, ListFilter, ProviderRevocation},
+    domain::{Caller, ConnectionStatus, Policy},
     error::{Error, Result},
     pb,
 };
@@ -27,11 +27,56 @@ pub(super) async fn list(
 ) -> Result<pb::ListConnectionsResponse> {
     let subject = validate::subject_filter(req.subject)?;
     let provider = validate::provider_filter(req.provider)?;
-    let connections = broker
-        .list_connections(caller, subject.as_ref(), provider.as_ref())
+    let status = match pb::ConnectionStatus::try_from(req.status) {
+        Ok(pb::ConnectionStatus::Unspecified) => None,
+        Ok(pb::ConnectionStatus::Active) => Some(ConnectionStatus::Active),
+        Ok(pb::ConnectionStatus::NeedsReauth) => Some(ConnectionStatus::NeedsReauth),
+        Ok(pb::ConnectionStatus::Revoked) => Some(ConnectionStatus::Revoked),
+        Err(_) => return Err(Error::invalid("status", "not a ConnectionStatus value")),
+    };
+    let labels = validate::labels("labels", req.labels)?;
+    let page_size = match req.page_size {
+        n if n < 0 => return Err(Error::invalid("page_size", "must not be negative")),
+        0 => paging::DEFAULT_PAGE_SIZE,
+        n => (n as u64).min(paging::MAX_PAGE_SIZE),
+    };
+    let filter = ListFilter {
+        subject: subject.as_ref(),
+        provider: provider.as_ref(),
+        status,
+        labels: Some(&labels),
+    };
+    let fingerprint = paging::fingerprint(&filter);
+    let after = paging::decode(&req.page_token, &fingerprint)?;
+    // One more than asked: whether a next page exists.
+    let mut connections = broker
+        .list_connections(caller, &filter, after.as_ref(), page_size + 1)
         .await?;
+    let next_page_token = if connections.len() as u64 > page_size {
+        connections.truncate(page_size as usize);
+        connections
+            .last()
+            .map(|last| paging::encode(last, &fingerprint))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
     Ok(pb::ListConnectionsResponse {
         connections: connections.into_iter().map(convert::connection).collect(),
+        next_page_token,
+    })
+}
+
+pub(super) async fn update_labels(
+    broker: &Broker,
+    caller: &Caller,
+    req: pb::UpdateConnectionLabelsRequest,
+) -> Result<pb::UpdateConnectionLabelsResponse> {
+    let id = validate::connection_id(&req.connection_id)?;
+    let labels = validate::labels("labels", req.labels)?;
+    let connection = broker.set_labels(caller, id, &labels).await?;
+    Ok(pb::UpdateConnectionLabelsResponse {
+        connection: Some(convert::connection(connection)),
     })
 }
 

@@ -33,6 +33,7 @@ pub(super) fn connection(c: Connection) -> pb::Connection {
         access_token_expires_at: c.access_token_expires_at.map(timestamp),
         created_at: Some(timestamp(c.created_at)),
         updated_at: Some(timestamp(c.updated_at)),
+        labels: c.labels.into_map().into_iter().collect(),
     }
 }
 

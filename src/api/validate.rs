@@ -3,7 +3,7 @@
 
 use crate::{
     domain::{
-        ConnectionId, Credits, IdempotencyKey, ParseError, ProviderId, RedirectUri, Scopes,
+        ConnectionId, Credits, IdempotencyKey, Labels, ParseError, ProviderId, RedirectUri, Scopes,
         Subject, UsageLabel, bounded_text,
     },
     error::{Error, Result},
@@ -41,6 +41,19 @@ pub(super) fn subject_filter(value: String) -> Result<Option<Subject>> {
 /// An optional redirect URI: empty means the provider's only one.
 pub(super) fn redirect_uri(value: String) -> Result<Option<RedirectUri>> {
     optional(value, |v| named("redirect_uri", RedirectUri::parse(v)))
+}
+
+/// Labels of a connection, or a label filter.
+pub(super) fn labels(
+    field: &'static str,
+    values: std::collections::HashMap<String, String>,
+) -> Result<Labels> {
+    named(field, Labels::parse(values))
+}
+
+/// An optional connection id: empty means none.
+pub(super) fn connection_id_option(value: String) -> Result<Option<ConnectionId>> {
+    optional(value, |v| connection_id(&v))
 }
 
 /// Requested scopes.

@@ -12,7 +12,9 @@ use super::{
 };
 use crate::{
     clock::SharedClock,
-    domain::{Caller, Connection, ConnectionId, ConnectionStatus, RedirectUri, Scopes, Subject},
+    domain::{
+        Caller, Connection, ConnectionId, ConnectionStatus, Labels, RedirectUri, Scopes, Subject,
+    },
     error::{Error, Result, Step},
     flow::{ProviderFailure, TokenSet},
     providers::ProviderSetting,
@@ -39,6 +41,10 @@ pub(crate) struct Owner<'a> {
     pub(crate) redirect_uri: &'a RedirectUri,
     /// Scopes requested (used when the provider does not say what it granted).
     pub(crate) requested_scopes: &'a Scopes,
+    /// Labels for the connection; empty keeps an existing one's.
+    pub(crate) labels: &'a Labels,
+    /// The connection to reconnect in place, when the flow was begun for one.
+    pub(crate) reconnect: Option<ConnectionId>,
 }
 
 impl Accounts {
@@ -83,6 +89,12 @@ impl Accounts {
             .unwrap_or_else(|| owner.requested_scopes.clone());
         let now = self.clock.now();
         let lifetime = provider.profile.default_token_lifetime_secs;
+        let labels = (!owner.labels.is_empty()).then_some(owner.labels);
+        if let Some(target) = owner.reconnect {
+            return self
+                .reconnect(provider, &owner, target, &provider_user_id, tokens, &scopes)
+                .await;
+        }
 
         // Two attempts: a concurrent first connect of the same account may win
         // the insert, and then this one becomes an update.
@@ -105,8 +117,11 @@ impl Accounts {
                     existing.id,
                     version,
                     write,
-                    Some(&scopes),
-                    Some(owner.redirect_uri),
+                    connections::AlsoWrite {
+                        scopes: Some(&scopes),
+                        redirect_uri: Some(owner.redirect_uri),
+                        labels,
+                    },
                     now,
                 )
                 .await?
@@ -132,6 +147,7 @@ impl Accounts {
                 status_reason: None,
                 redirect_uri: owner.redirect_uri.clone(),
                 access_token_expires_at: None,
+                labels: owner.labels.clone(),
                 created_at: now,
                 updated_at: now,
             };
@@ -157,6 +173,54 @@ impl Accounts {
                     continue;
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Conflict("the connection changed concurrently"))
+    }
+}
+
+impl Accounts {
+    /// Stores `tokens` in the connection `target` the flow was begun for:
+    /// same id, new tokens; refused without any change when the provider
+    /// names another account than the connection's.
+    async fn reconnect(
+        &self,
+        provider: &ProviderSetting,
+        owner: &Owner<'_>,
+        target: ConnectionId,
+        provider_user_id: &str,
+        tokens: TokenSet,
+        scopes: &Scopes,
+    ) -> Result<Connection> {
+        let lifetime = provider.profile.default_token_lifetime_secs;
+        for _ in 0..2 {
+            let (existing, version) = connections::find_versioned(&self.db, owner.caller, target)
+                .await?
+                .ok_or(Error::ConnectionNotFound { id: target })?;
+            if existing.status == ConnectionStatus::Revoked {
+                return Err(Error::Revoked {
+                    id: target,
+                    provider: existing.provider,
+                });
+            }
+            if existing.provider_user_id != provider_user_id {
+                tracing::warn!(connection_id = %target, provider = %provider.id, "reconnect refused: the provider named another account");
+                return Err(Error::AccountMismatch { id: target });
+            }
+            let now = self.clock.now();
+            let mut write = self.vault.seal_tokens(target, &tokens, None, lifetime, now);
+            self.schedule.stamp(provider, now, &mut write);
+            let also = connections::AlsoWrite {
+                scopes: Some(scopes),
+                redirect_uri: Some(owner.redirect_uri),
+                labels: (!owner.labels.is_empty()).then_some(owner.labels),
+            };
+            if connections::write_tokens(&self.db, target, version, write, also, now).await? {
+                self.tokens.forget(target);
+                status::log_change(&existing, ConnectionStatus::Active, "reconnected in place");
+                return connections::find(&self.db, owner.caller, target)
+                    .await?
+                    .ok_or(Error::ConnectionNotFound { id: target });
             }
         }
         Err(Error::Conflict("the connection changed concurrently"))

@@ -17,8 +17,8 @@ use super::{
 use crate::{
     clock::SharedClock,
     domain::{
-        AuthorizationCode, Caller, Connection, Password, Policy, ProviderId, RedirectUri, Scopes,
-        Subject,
+        AuthorizationCode, Caller, Connection, ConnectionId, Labels, Password, Policy, ProviderId,
+        RedirectUri, Scopes, Subject,
     },
     error::{Error, Result, Step},
     flow::{
@@ -44,6 +44,10 @@ pub(crate) struct BeginAuth {
     pub(crate) scopes: Scopes,
     /// Sign-up link instead of login.
     pub(crate) sign_up: bool,
+    /// Labels for the connection.
+    pub(crate) labels: Labels,
+    /// Reconnect this connection of the caller in place.
+    pub(crate) connection_id: Option<ConnectionId>,
 }
 
 /// What BeginAuth returns.
@@ -123,6 +127,10 @@ impl Connector {
         let provider = self.providers.requested(&req.provider)?;
         let denied = |denied| Error::denied(caller, denied);
         policy.provider(provider.id.as_str()).map_err(denied)?;
+        if let Some(id) = req.connection_id {
+            self.reconnectable(caller, id, &req.provider, &req.subject)
+                .await?;
+        }
         let redirect_uri = match req.redirect_uri {
             Some(uri) if provider.redirect_uris.contains(&uri) => uri,
             Some(_) => {
@@ -207,6 +215,8 @@ impl Connector {
                 scopes,
                 sign_up: req.sign_up,
                 pkce_verifier,
+                labels: req.labels,
+                connection_id: req.connection_id,
                 expires_at,
                 created_at: now,
             },
@@ -292,12 +302,52 @@ impl Connector {
             subject: &state.subject,
             redirect_uri: &state.redirect_uri,
             requested_scopes: &state.scopes,
+            labels: &state.labels,
+            reconnect: state.connection_id,
         };
         let connection = self
             .accounts
             .store(&provider, owner, tokens, account)
             .await?;
         Ok(CallbackOutcome::Connected(Box::new(connection)))
+    }
+
+    /// Checks that `id` is a connection of `caller` that a new flow for
+    /// `provider` and `subject` may reconnect: not revoked, same provider
+    /// and end user.
+    async fn reconnectable(
+        &self,
+        caller: &Caller,
+        id: ConnectionId,
+        provider: &ProviderId,
+        subject: &Subject,
+    ) -> Result<()> {
+        let existing = crate::store::connections::find(&self.db, caller, id)
+            .await?
+            .ok_or(Error::ConnectionNotFound { id })?;
+        if existing.status == crate::domain::ConnectionStatus::Revoked {
+            return Err(Error::Revoked {
+                id,
+                provider: existing.provider,
+            });
+        }
+        if &existing.provider != provider {
+            return Err(Error::invalid(
+                "connection_id",
+                format!(
+                    "the connection is to provider {:?}, not {:?}",
+                    existing.provider.as_str(),
+                    provider.as_str()
+                ),
+            ));
+        }
+        if &existing.subject != subject {
+            return Err(Error::invalid(
+                "connection_id",
+                "the connection belongs to another subject",
+            ));
+        }
+        Ok(())
     }
 
     /// Takes the state with this hash for `caller`: another caller's state is
@@ -363,6 +413,8 @@ impl Connector {
             subject: &req.subject,
             redirect_uri: &redirect_uri,
             requested_scopes: &Scopes::trusted(provider.profile.default_scopes.clone()),
+            labels: &Labels::default(),
+            reconnect: None,
         };
         self.accounts.store(&provider, owner, tokens, account).await
     }

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     clock::SharedClock,
-    domain::{Caller, Connection, ConnectionId, ConnectionStatus, ProviderId, Subject},
+    domain::{Caller, Connection, ConnectionId, ConnectionStatus, Labels},
     error::{Error, Result, Step},
     flow::{ProviderFailure, revocation::Hint},
     store::connections,
@@ -59,10 +59,23 @@ impl Connections {
     pub(crate) async fn list(
         &self,
         caller: &Caller,
-        subject: Option<&Subject>,
-        provider: Option<&ProviderId>,
+        filter: &connections::ListFilter<'_>,
+        after: Option<&connections::PageAfter>,
+        limit: u64,
     ) -> Result<Vec<Connection>> {
-        Ok(connections::list(&self.db, caller, subject, provider).await?)
+        Ok(connections::list(&self.db, caller, filter, after, limit).await?)
+    }
+
+    /// Replaces the connection's labels.
+    pub(crate) async fn set_labels(
+        &self,
+        caller: &Caller,
+        id: ConnectionId,
+        labels: &Labels,
+    ) -> Result<Connection> {
+        connections::set_labels(&self.db, caller, id, labels, self.clock.now())
+            .await?
+            .ok_or(Error::ConnectionNotFound { id })
     }
 
     /// Deletes the stored tokens; the connection stays, REVOKED. Idempotent.

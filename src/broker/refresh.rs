@@ -303,8 +303,18 @@ impl Refresher {
             .scope
             .as_deref()
             .map(crate::domain::Scopes::from_stored);
-        if !connections::write_tokens(&self.db, id, row.version, write, scopes.as_ref(), None, now)
-            .await?
+        if !connections::write_tokens(
+            &self.db,
+            id,
+            row.version,
+            write,
+            connections::AlsoWrite {
+                scopes: scopes.as_ref(),
+                ..Default::default()
+            },
+            now,
+        )
+        .await?
         {
             // Someone changed the row while the provider answered (revoked it,
             // or refreshed after our lease lapsed): theirs is newer, ours is dropped.

@@ -11,7 +11,7 @@ use super::{CallerSetting, resolve_secret, valid_name};
 use crate::{domain::Policy, providers::ProviderSetting, secret::Secret};
 
 /// The RPC method names a policy's `rpcs` may list.
-pub const RPCS: [&str; 10] = [
+pub const RPCS: [&str; 11] = [
     "BeginAuth",
     "CompleteAuth",
     "SignInWithPassword",
@@ -22,6 +22,7 @@ pub const RPCS: [&str; 10] = [
     "GetConnection",
     "ListConnections",
     "RevokeConnection",
+    "UpdateConnectionLabels",
 ];
 
 /// `[[callers]]` as written.

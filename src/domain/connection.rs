@@ -58,6 +58,8 @@ pub(crate) struct Connection {
     pub(crate) redirect_uri: RedirectUri,
     /// When the stored access token expires (Unix seconds).
     pub(crate) access_token_expires_at: Option<i64>,
+    /// The caller's labels.
+    pub(crate) labels: super::Labels,
     /// Unix seconds.
     pub(crate) created_at: i64,
     /// Unix seconds.

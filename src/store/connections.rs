@@ -11,8 +11,8 @@ use sea_orm::{
 use super::entity::connection::{self, Column, Entity};
 use crate::{
     domain::{
-        Caller, Connection, ConnectionId, ConnectionStatus, ProviderId, RedirectUri, Scopes,
-        Sealed, Subject,
+        Caller, Connection, ConnectionId, ConnectionStatus, Labels, ProviderId, RedirectUri,
+        Scopes, Sealed, Subject,
     },
     flow::refresh::RefreshSnapshot,
 };
@@ -75,6 +75,7 @@ fn to_connection(row: &Row) -> DbResult<Connection> {
         status_reason: row.status_reason.clone(),
         redirect_uri: RedirectUri::trusted(&row.redirect_uri),
         access_token_expires_at: row.access_token_expires_at,
+        labels: Labels::from_stored(&row.labels),
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -209,6 +210,18 @@ pub(crate) async fn find_serving(
     ))
 }
 
+/// The caller's connection with this id and its version.
+pub(crate) async fn find_versioned(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    id: ConnectionId,
+) -> DbResult<Option<(Connection, i64)>> {
+    find_row(db, caller, id)
+        .await?
+        .map(|row| Ok((to_connection(&row)?, row.version)))
+        .transpose()
+}
+
 /// The connection (and its version) for one provider account of one subject, if any.
 pub(crate) async fn find_account(
     db: &DatabaseConnection,
@@ -228,29 +241,135 @@ pub(crate) async fn find_account(
         .transpose()
 }
 
-/// The caller's connections, newest first, optionally filtered.
+/// ListConnections' filters; `None` matches everything.
+#[derive(Default)]
+pub(crate) struct ListFilter<'a> {
+    /// Only this end user's.
+    pub(crate) subject: Option<&'a Subject>,
+    /// Only this provider's.
+    pub(crate) provider: Option<&'a ProviderId>,
+    /// Only in this status.
+    pub(crate) status: Option<ConnectionStatus>,
+    /// Only connections carrying every one of these labels.
+    pub(crate) labels: Option<&'a Labels>,
+}
+
+/// Where a page starts: after this (created_at, id) in the list's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PageAfter {
+    /// The last listed connection's creation (Unix seconds).
+    pub(crate) created_at: i64,
+    /// Its id.
+    pub(crate) id: String,
+}
+
+/// Up to `limit` of the caller's connections matching `filter`, newest
+/// first (created_at, then id, descending: a stable order, so a page
+/// boundary never skips or repeats one), starting after `after`.
 pub(crate) async fn list(
     db: &DatabaseConnection,
     caller: &Caller,
-    subject: Option<&Subject>,
-    provider: Option<&ProviderId>,
+    filter: &ListFilter<'_>,
+    after: Option<&PageAfter>,
+    limit: u64,
 ) -> DbResult<Vec<Connection>> {
     let mut query = Entity::find().filter(Column::Caller.eq(caller.as_str()));
-    if let Some(subject) = subject {
+    if let Some(subject) = filter.subject {
         query = query.filter(Column::Subject.eq(subject.as_str()));
     }
-    if let Some(provider) = provider {
+    if let Some(provider) = filter.provider {
         query = query.filter(Column::Provider.eq(provider.as_str()));
     }
-    query
+    if let Some(status) = filter.status {
+        query = query.filter(Column::Status.eq(status.as_str()));
+    }
+    if let Some(after) = after {
+        query = query.filter(
+            Condition::any()
+                .add(Column::CreatedAt.lt(after.created_at))
+                .add(
+                    Condition::all()
+                        .add(Column::CreatedAt.eq(after.created_at))
+                        .add(Column::Id.lt(after.id.as_str())),
+                ),
+        );
+    }
+    let ordered = query
         .order_by_desc(Column::CreatedAt)
-        .order_by_desc(Column::Id)
-        .limit(1000)
-        .all(db)
-        .await?
-        .iter()
-        .map(to_connection)
-        .collect()
+        .order_by_desc(Column::Id);
+    let Some(wanted) = filter.labels.filter(|l| !l.is_empty()) else {
+        return ordered
+            .limit(limit)
+            .all(db)
+            .await?
+            .iter()
+            .map(to_connection)
+            .collect();
+    };
+    // Labels are matched here, in batches along the index's order, so the
+    // same query runs on SQLite and PostgreSQL; a page still holds up to
+    // `limit` matches and ends where the last one does.
+    let mut found = Vec::new();
+    let mut cursor: Option<PageAfter> = None;
+    loop {
+        let mut batch = ordered.clone();
+        if let Some(c) = &cursor {
+            batch = batch.filter(
+                Condition::any()
+                    .add(Column::CreatedAt.lt(c.created_at))
+                    .add(
+                        Condition::all()
+                            .add(Column::CreatedAt.eq(c.created_at))
+                            .add(Column::Id.lt(c.id.as_str())),
+                    ),
+            );
+        }
+        let rows = batch.limit(LABEL_SCAN_BATCH).all(db).await?;
+        let last = rows.last().map(|r| PageAfter {
+            created_at: r.created_at,
+            id: r.id.clone(),
+        });
+        for row in &rows {
+            if Labels::from_stored(&row.labels).contains_all(wanted) {
+                found.push(to_connection(row)?);
+                if found.len() as u64 == limit {
+                    return Ok(found);
+                }
+            }
+        }
+        if (rows.len() as u64) < LABEL_SCAN_BATCH {
+            return Ok(found);
+        }
+        cursor = last;
+    }
+}
+
+/// Rows read at a time when matching labels.
+const LABEL_SCAN_BATCH: u64 = 500;
+
+/// Replaces the labels of the caller's connection; its new state, or `None`
+/// when there is no such connection.
+pub(crate) async fn set_labels(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    id: ConnectionId,
+    labels: &Labels,
+    now: i64,
+) -> DbResult<Option<Connection>> {
+    {
+        let _gate = super::write_gate(db).await;
+        let result = Entity::update_many()
+            .col_expr(Column::Labels, Expr::value(labels.to_stored()))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::Id.eq(id.to_string()))
+            .filter(Column::Caller.eq(caller.as_str()))
+            .exec(db)
+            .await?;
+        if result.rows_affected == 0 {
+            return Ok(None);
+        }
+    }
+    find(db, caller, id).await
 }
 
 /// Inserts a new, active connection with its first tokens.
@@ -266,6 +385,7 @@ pub(crate) async fn insert(
         subject: connection.subject.as_str().to_owned(),
         provider_user_id: connection.provider_user_id.clone(),
         scopes: connection.scopes.to_stored(),
+        labels: connection.labels.to_stored(),
         status: connection.status.as_str().to_owned(),
         status_reason: connection.status_reason.clone(),
         redirect_uri: connection.redirect_uri.as_str().to_owned(),
@@ -288,15 +408,26 @@ pub(crate) async fn insert(
     row.into_active_model().insert(db).await.map(|_| ())
 }
 
+/// What else a token write may change.
+#[derive(Default)]
+pub(crate) struct AlsoWrite<'a> {
+    /// The scopes granted, when the provider said.
+    pub(crate) scopes: Option<&'a Scopes>,
+    /// The redirect URI of a new flow.
+    pub(crate) redirect_uri: Option<&'a RedirectUri>,
+    /// New labels.
+    pub(crate) labels: Option<&'a Labels>,
+}
+
 /// Writes new tokens if the row still has `expected_version`; returns whether
-/// it did. Also re-activates the connection and may update scopes.
+/// it did. Also re-activates the connection and may update scopes, redirect
+/// URI and labels.
 pub(crate) async fn write_tokens(
     db: &DatabaseConnection,
     id: ConnectionId,
     expected_version: i64,
     tokens: TokenWrite,
-    scopes: Option<&Scopes>,
-    redirect_uri: Option<&RedirectUri>,
+    also: AlsoWrite<'_>,
     now: i64,
 ) -> DbResult<bool> {
     let _gate = super::write_gate(db).await;
@@ -321,11 +452,14 @@ pub(crate) async fn write_tokens(
         .col_expr(Column::Version, Expr::value(expected_version + 1))
         .col_expr(Column::UpdatedAt, Expr::value(now));
     update = without_lease(update);
-    if let Some(scopes) = scopes {
+    if let Some(scopes) = also.scopes {
         update = update.col_expr(Column::Scopes, Expr::value(scopes.to_stored()));
     }
-    if let Some(uri) = redirect_uri {
+    if let Some(uri) = also.redirect_uri {
         update = update.col_expr(Column::RedirectUri, Expr::value(uri.as_str()));
+    }
+    if let Some(labels) = also.labels {
+        update = update.col_expr(Column::Labels, Expr::value(labels.to_stored()));
     }
     let result = update
         .filter(Column::Id.eq(id.to_string()))

@@ -6,7 +6,9 @@ use sea_orm::{
 };
 
 use super::entity::auth_state::{Column, Entity, Model};
-use crate::domain::{Caller, ProviderId, RedirectUri, Scopes, Sealed, Subject};
+use crate::domain::{
+    Caller, ConnectionId, Labels, ProviderId, RedirectUri, Scopes, Sealed, Subject,
+};
 
 type DbResult<T> = Result<T, sea_orm::DbErr>;
 
@@ -28,6 +30,10 @@ pub(crate) struct PendingAuth {
     pub(crate) sign_up: bool,
     /// The sealed PKCE verifier, when the provider uses PKCE.
     pub(crate) pkce_verifier: Option<Sealed>,
+    /// Labels for the connection.
+    pub(crate) labels: Labels,
+    /// The connection reconnected in place, if any.
+    pub(crate) connection_id: Option<ConnectionId>,
     /// Unix seconds.
     pub(crate) expires_at: i64,
     /// Unix seconds.
@@ -45,6 +51,8 @@ pub(crate) async fn insert(db: &DatabaseConnection, state: PendingAuth) -> DbRes
         scopes: state.scopes.to_stored(),
         sign_up: state.sign_up,
         pkce_verifier: state.pkce_verifier.map(Sealed::into_stored),
+        labels: (!state.labels.is_empty()).then(|| state.labels.to_stored()),
+        connection_id: state.connection_id.map(|id| id.to_string()),
         expires_at: state.expires_at,
         created_at: state.created_at,
     };
@@ -69,6 +77,16 @@ pub(crate) async fn find(
             scopes: Scopes::from_stored(&row.scopes),
             sign_up: row.sign_up,
             pkce_verifier: row.pkce_verifier.map(Sealed::from_stored),
+            labels: row
+                .labels
+                .as_deref()
+                .map(Labels::from_stored)
+                .unwrap_or_default(),
+            // Written from a ConnectionId; anything else names no connection.
+            connection_id: row
+                .connection_id
+                .as_deref()
+                .and_then(|id| ConnectionId::parse(id).ok()),
             expires_at: row.expires_at,
             created_at: row.created_at,
         }))

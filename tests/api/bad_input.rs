@@ -187,6 +187,7 @@ async fn connections_can_be_listed_and_fetched(backend: Backend) {
     let list = |subject: &str, provider: &str| pb::ListConnectionsRequest {
         subject: subject.into(),
         provider: provider.into(),
+        ..Default::default()
     };
     let ids = |r: pb::ListConnectionsResponse| {
         r.connections.into_iter().map(|c| c.id).collect::<Vec<_>>()

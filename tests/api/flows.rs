@@ -121,6 +121,7 @@ async fn default_scopes_follow_each_document(backend: Backend) {
         redirect_uri: CALLBACK.into(),
         scopes: vec!["read".into()],
         sign_up: false,
+        ..Default::default()
     };
     let conn = connect_via(&mut client, &app.fakes.ares, custom, USER).await;
     assert_eq!(conn.scopes, vec!["read".to_string()]);
@@ -136,6 +137,7 @@ async fn reconnecting_the_same_account_updates_the_connection(backend: Backend) 
         .list_connections(pb::ListConnectionsRequest {
             subject: "end-user-1".into(),
             provider: "ares".into(),
+            ..Default::default()
         })
         .await
         .expect("list")

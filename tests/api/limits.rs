@@ -245,6 +245,7 @@ async fn calls_beyond_capacity_are_shed_and_big_requests_refused() {
         redirect_uri: CALLBACK.into(),
         scopes: vec!["s".repeat(1000); 1000],
         sign_up: false,
+        ..Default::default()
     };
     let refused = client.begin_auth(huge).await.expect_err("too big");
     assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");

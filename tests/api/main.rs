@@ -50,6 +50,7 @@ mod isolation;
 mod keys;
 mod lifecycle;
 mod limits;
+mod listing;
 mod oidc;
 mod oidc_provider;
 mod persistence;

@@ -45,6 +45,7 @@ async fn each_rule_refuses_by_name(backend: Backend) {
         redirect_uri: redirect_uri.into(),
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         sign_up: false,
+        ..Default::default()
     };
     assert_denied(
         billing.begin_auth(begin("askara", CALLBACK, &[])).await,

@@ -23,6 +23,10 @@ pub struct Model {
     pub sign_up: bool,
     /// Sealed PKCE verifier, when the provider uses PKCE.
     pub pkce_verifier: Option<String>,
+    /// Labels for the connection, a JSON object of strings; NULL for none.
+    pub labels: Option<String>,
+    /// The connection this flow reconnects in place, if any.
+    pub connection_id: Option<String>,
     /// Unix seconds after which the state is refused.
     pub expires_at: i64,
     /// Unix seconds.

@@ -51,6 +51,8 @@ pub struct Model {
     /// Unix seconds when the background refresher should renew the tokens;
     /// NULL when nothing can (no refresh token, or not active).
     pub refresh_due_at: Option<i64>,
+    /// The caller's labels, a JSON object of strings.
+    pub labels: String,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.

@@ -358,6 +358,33 @@ pub(super) async fn through_the_binary(backend: Backend) -> Cases {
             .meta("missing", "admin billing"),
     );
 
+    // ACCOUNT_MISMATCH: a reconnect in place signed in to another account.
+    app.fakes
+        .ares
+        .add_user("other-account", "other@example.test", PASSWORD, CREDITS);
+    let begun = billing
+        .begin_auth(pb::BeginAuthRequest {
+            provider: "ares".into(),
+            subject: "scoped".into(),
+            redirect_uri: CALLBACK.into(),
+            connection_id: scoped.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("BeginAuth")
+        .into_inner();
+    let params = app
+        .fakes
+        .ares
+        .approve(&begun.authorization_url, "other-account")
+        .await;
+    cases.push(
+        "CompleteAuth of a reconnect in place signed in to another account",
+        billing.complete_auth(callback(params)).await,
+        Expected::new(R::AccountMismatch, Code::FailedPrecondition)
+            .meta("connection_id", &scoped.id),
+    );
+
     // NO_REFRESH_TOKEN: the code exchange answered without a refresh token.
     app.fakes.aries.set_issue_refresh_tokens(false);
     let no_refresh = connect(&app, &mut billing, "aries", "no-refresh-token").await;
