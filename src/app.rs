@@ -306,6 +306,19 @@ pub async fn serve_with_clock(
         handshake_timeout: limits.handshake_timeout,
         idle_timeout: limits.idle_timeout,
     };
+    // Prometheus scrapes in plaintext on a port of its own; nothing secret
+    // is in a metric.
+    if let Some(metrics_addr) = settings.metrics_listen {
+        let metrics_listener = TcpListener::bind(metrics_addr)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_addr} (metrics_listen)"))?;
+        tracing::info!(addr = %metrics_listener.local_addr()?, "metrics listening");
+        let reader = crate::telemetry::scrape_reader().unwrap_or_default();
+        tokio::spawn(crate::telemetry::prometheus::serve(
+            metrics_listener,
+            reader,
+        ));
+    }
     // Probes cannot speak TLS: health alone, in plaintext, on its own port.
     let health_server = match settings.health_listen {
         Some(health_addr) => {

@@ -83,6 +83,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// A plaintext address serving only `grpc.health.v1`, for probes.
     pub health_listen: Option<SocketAddr>,
+    /// A plaintext address serving `/metrics` (Prometheus text format).
+    pub metrics_listen: Option<SocketAddr>,
     /// TLS on `listen`.
     pub tls: Option<TlsSettings>,
     /// Database connection URL (`sqlite://…` or `postgres://…`).
@@ -120,6 +122,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("listen", &self.listen)
             .field("health_listen", &self.health_listen)
+            .field("metrics_listen", &self.metrics_listen)
             .field("tls", &self.tls)
             .field("database_url", &redact_database_url(&self.database_url))
             .field("migrate_on_start", &self.migrate_on_start)
@@ -291,6 +294,19 @@ impl Settings {
         if health_listen.is_some_and(|h| h.port() == listen.port() && h.port() != 0) {
             return Err("health_listen: must differ from listen".into());
         }
+        let metrics_listen = match raw.metrics_listen.filter(|m| !m.is_empty()) {
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                format!("metrics_listen: {text:?} is not an address like 0.0.0.0:9464")
+            })?),
+            None => None,
+        };
+        let port_of = |a: Option<SocketAddr>| a.map(|a| a.port()).filter(|p| *p != 0);
+        if port_of(metrics_listen).is_some()
+            && (port_of(metrics_listen) == port_of(Some(listen))
+                || port_of(metrics_listen) == port_of(health_listen))
+        {
+            return Err("metrics_listen: must differ from listen and health_listen".into());
+        }
         let tls = raw.tls.map(tls::RawTls::resolve).transpose()?;
 
         let database_url = get(env::DATABASE)
@@ -437,6 +453,7 @@ impl Settings {
         Ok(Settings {
             listen,
             health_listen,
+            metrics_listen,
             tls,
             database_url,
             migrate_on_start,

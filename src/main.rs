@@ -75,7 +75,11 @@ fn main() -> ExitCode {
     let log_filter = env.get(config::env::LOG).cloned();
     let result = runtime.block_on(async move {
         // Inside the runtime: the OTLP exporters' clients live on it.
-        let telemetry = telemetry::init(settings.log_format, log_filter.as_deref());
+        let telemetry = telemetry::init(
+            settings.log_format,
+            log_filter.as_deref(),
+            settings.metrics_listen.is_some(),
+        );
         let result = match cli.command {
             Some(Command::CheckConfig) => {
                 println!(

@@ -1,14 +1,18 @@
 //! Logs, traces and metrics. Logs go to stderr (text or JSON, with the trace
 //! id of the RPC they belong to). Traces and metrics are exported over OTLP
 //! only when the standard `OTEL_EXPORTER_OTLP_*ENDPOINT` variables are set;
-//! otherwise nothing is exported and nothing breaks.
+//! otherwise nothing is exported and nothing breaks. With `metrics_listen`
+//! the same metrics are also scraped from `/metrics` (see [`prometheus`]).
 //!
 //! Secrets never reach any of them: they are typed ([`crate::secret::Secret`]
 //! prints `[redacted]`), provider bodies are never recorded, and span
 //! attributes are ids, names and codes only.
 
 pub(crate) mod metrics;
+pub mod prometheus;
 pub(crate) mod rpc;
+
+use std::sync::OnceLock;
 
 use opentelemetry::{KeyValue, global, trace::TracerProvider as _};
 use opentelemetry_sdk::{
@@ -71,22 +75,37 @@ fn resource() -> Resource {
 /// Installs logging and, when asked for, OTLP export. Call inside the tokio
 /// runtime (the exporters' gRPC clients live on it). `filter` is the
 /// `AUTHBROKER_LOG` value, if set.
-pub fn init(format: LogFormat, filter: Option<&str>) -> Telemetry {
+/// `scrape`: also keep the metrics for `/metrics` (`metrics_listen` is set).
+pub fn init(format: LogFormat, filter: Option<&str>, scrape: bool) -> Telemetry {
     global::set_text_map_propagator(TraceContextPropagator::new());
     let mut telemetry = Telemetry {
         tracer: None,
         meter: None,
     };
     let mut export_error = None;
+    let mut metric_exporter = None;
     if otlp_requested() {
-        match build_providers() {
-            Ok((tracer, meter)) => {
-                global::set_meter_provider(meter.clone());
+        match build_exporters() {
+            Ok((tracer, exporter)) => {
                 telemetry.tracer = Some(tracer);
-                telemetry.meter = Some(meter);
+                metric_exporter = Some(exporter);
             }
             Err(e) => export_error = Some(e),
         }
+    }
+    let reader = scrape.then(prometheus::ScrapeReader::default);
+    if metric_exporter.is_some() || reader.is_some() {
+        let mut builder = SdkMeterProvider::builder().with_resource(resource());
+        if let Some(exporter) = metric_exporter {
+            builder = builder.with_periodic_exporter(exporter);
+        }
+        if let Some(reader) = &reader {
+            builder = builder.with_reader(reader.clone());
+            let _ = SCRAPE.set(reader.clone());
+        }
+        let meter = builder.build();
+        global::set_meter_provider(meter.clone());
+        telemetry.meter = Some(meter);
     }
     metrics::init();
 
@@ -130,8 +149,18 @@ pub fn init(format: LogFormat, filter: Option<&str>) -> Telemetry {
     telemetry
 }
 
-fn build_providers()
--> Result<(SdkTracerProvider, SdkMeterProvider), opentelemetry_otlp::ExporterBuildError> {
+/// The reader `/metrics` collects from, once [`init`] installed one.
+static SCRAPE: OnceLock<prometheus::ScrapeReader> = OnceLock::new();
+
+/// The installed scrape reader, if `metrics_listen` asked for one.
+pub fn scrape_reader() -> Option<prometheus::ScrapeReader> {
+    SCRAPE.get().cloned()
+}
+
+fn build_exporters() -> Result<
+    (SdkTracerProvider, opentelemetry_otlp::MetricExporter),
+    opentelemetry_otlp::ExporterBuildError,
+> {
     let spans = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .build()?;
@@ -142,9 +171,5 @@ fn build_providers()
         .with_batch_exporter(spans)
         .with_resource(resource())
         .build();
-    let meter = SdkMeterProvider::builder()
-        .with_periodic_exporter(metrics)
-        .with_resource(resource())
-        .build();
-    Ok((tracer, meter))
+    Ok((tracer, metrics))
 }

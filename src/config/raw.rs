@@ -14,6 +14,7 @@ use crate::providers::{BodyEncoding, ClientAuth, Environment, Profile, ProviderK
 pub struct RawConfig {
     pub(super) listen: Option<String>,
     pub(super) health_listen: Option<String>,
+    pub(super) metrics_listen: Option<String>,
     pub(super) tls: Option<super::tls::RawTls>,
     pub(super) database_url: Option<String>,
     pub(super) migrate_on_start: Option<bool>,

@@ -43,6 +43,16 @@ pub struct Metrics {
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
 
+/// Bucket bounds of the durations, in seconds: the SDK's default bounds
+/// (0 to 10,000) are made for milliseconds and would put every call of
+/// this service in one bucket.
+const SECONDS: [f64; 16] = [
+    0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0,
+];
+/// Bucket bounds of the background refresh lateness, in seconds.
+const LATENESS: [f64; 10] = [0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+
 /// Connections due for a background refresh, by provider, as last counted;
 /// read by an observable gauge.
 static DUE: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
@@ -87,11 +97,13 @@ pub fn metrics() -> &'static Metrics {
                 .f64_histogram("authbroker.rpc.duration")
                 .with_unit("s")
                 .with_description("Duration of served RPCs")
+                .with_boundaries(SECONDS.to_vec())
                 .build(),
             provider_duration: meter
                 .f64_histogram("authbroker.provider.duration")
                 .with_unit("s")
                 .with_description("Duration of calls to providers")
+                .with_boundaries(SECONDS.to_vec())
                 .build(),
             refreshes: meter
                 .u64_counter("authbroker.refreshes")
@@ -113,6 +125,7 @@ pub fn metrics() -> &'static Metrics {
                 .f64_histogram("authbroker.refresh.lateness")
                 .with_unit("s")
                 .with_description("How late after its due instant a background refresh was claimed")
+                .with_boundaries(LATENESS.to_vec())
                 .build(),
             connections_shed: meter
                 .u64_counter("authbroker.listener.shed")

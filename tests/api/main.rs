@@ -51,6 +51,7 @@ mod keys;
 mod lifecycle;
 mod limits;
 mod listing;
+mod metrics;
 mod oidc;
 mod oidc_provider;
 mod persistence;
