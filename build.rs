@@ -12,16 +12,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         out.join("authbroker_descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
+    // The messages and the client are authbroker-client's (one definition,
+    // with its redacting Debug); only the server is generated here.
     tonic_prost_build::configure()
-        // Messages carrying a state, code, password or token get a redacting
-        // Debug written by hand (src/pb_debug.rs) instead of the derived one.
-        .skip_debug([
-            "authbroker.v1.BeginAuthResponse",
-            "authbroker.v1.CompleteAuthRequest",
-            "authbroker.v1.SignInWithPasswordRequest",
-            "authbroker.v1.GetAccessTokenResponse",
-        ])
-        .build_client(true)
+        .extern_path(".authbroker.v1", "::authbroker_client::pb")
+        .build_client(false)
         .build_server(true)
         .compile_fds(fds)?;
     Ok(())

@@ -22,7 +22,6 @@ mod flow;
 mod http;
 mod listener;
 mod oidc;
-mod pb_debug;
 mod providers;
 mod secret;
 mod store;
@@ -31,6 +30,7 @@ pub mod telemetry;
 /// Generated gRPC types and services of `authbroker.v1`.
 pub mod pb {
     #![allow(missing_docs, clippy::all)]
+    pub use authbroker_client::pb::*;
     tonic::include_proto!("authbroker.v1");
 
     /// Encoded file descriptor set, for server reflection.

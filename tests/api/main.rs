@@ -35,6 +35,7 @@ fn postgres_availability() {
 mod audit;
 mod background;
 mod bad_input;
+mod client;
 mod cluster;
 mod collector;
 mod db;
