@@ -284,15 +284,7 @@ pub(crate) async fn list(
         query = query.filter(Column::Status.eq(status.as_str()));
     }
     if let Some(after) = after {
-        query = query.filter(
-            Condition::any()
-                .add(Column::CreatedAt.lt(after.created_at))
-                .add(
-                    Condition::all()
-                        .add(Column::CreatedAt.eq(after.created_at))
-                        .add(Column::Id.lt(after.id.as_str())),
-                ),
-        );
+        query = query.filter(listed_after(after));
     }
     let ordered = query
         .order_by_desc(Column::CreatedAt)
@@ -314,15 +306,7 @@ pub(crate) async fn list(
     loop {
         let mut batch = ordered.clone();
         if let Some(c) = &cursor {
-            batch = batch.filter(
-                Condition::any()
-                    .add(Column::CreatedAt.lt(c.created_at))
-                    .add(
-                        Condition::all()
-                            .add(Column::CreatedAt.eq(c.created_at))
-                            .add(Column::Id.lt(c.id.as_str())),
-                    ),
-            );
+            batch = batch.filter(listed_after(c));
         }
         let rows = batch.limit(LABEL_SCAN_BATCH).all(db).await?;
         let last = rows.last().map(|r| PageAfter {
@@ -342,6 +326,17 @@ pub(crate) async fn list(
         }
         cursor = last;
     }
+}
+
+/// The rows after `after` in the list's order (created_at, id descending).
+fn listed_after(after: &PageAfter) -> Condition {
+    Condition::any()
+        .add(Column::CreatedAt.lt(after.created_at))
+        .add(
+            Condition::all()
+                .add(Column::CreatedAt.eq(after.created_at))
+                .add(Column::Id.lt(after.id.as_str())),
+        )
 }
 
 /// Rows read at a time when matching labels.

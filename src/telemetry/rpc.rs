@@ -1,6 +1,8 @@
 //! A tower layer around every gRPC call: a span named after the method that
 //! continues the caller's W3C trace (`traceparent` metadata), and the RPC
-//! duration histogram by method and status code.
+//! duration histogram by method and status code, both following the
+//! OpenTelemetry RPC semantic conventions (`rpc.system`, `rpc.method`,
+//! `rpc.grpc.status_code`, `error.type`, span status Error on a server fault).
 
 use std::{
     future::Future,
@@ -72,6 +74,8 @@ where
             rpc.service = %service,
             rpc.method = %method,
             rpc.grpc.status_code = Empty,
+            error.type = Empty,
+            otel.status_code = Empty,
             trace_id = Empty,
         );
         let parent = global::get_text_map_propagator(|p| p.extract(&Headers(request.headers())));
@@ -96,19 +100,61 @@ where
                         .unwrap_or(0),
                     Err(_) => 2,
                 };
-                tracing::Span::current().record("rpc.grpc.status_code", code);
-                metrics().rpc_duration.record(
-                    started.elapsed().as_secs_f64(),
-                    &[
-                        KeyValue::new("rpc.method", method_label(path)),
-                        KeyValue::new("rpc.grpc.status_code", code),
-                    ],
-                );
+                let span = tracing::Span::current();
+                span.record("rpc.grpc.status_code", code);
+                let mut attributes = vec![
+                    KeyValue::new("rpc.system", "grpc"),
+                    KeyValue::new("rpc.method", method_label(path)),
+                    KeyValue::new("rpc.grpc.status_code", code),
+                ];
+                if code != 0 {
+                    let name = code_name(code);
+                    span.record("error.type", name);
+                    attributes.push(KeyValue::new("error.type", name));
+                    if server_fault(code) {
+                        span.record("otel.status_code", "ERROR");
+                    }
+                }
+                metrics()
+                    .rpc_duration
+                    .record(started.elapsed().as_secs_f64(), &attributes);
                 result
             }
             .instrument(span),
         )
     }
+}
+
+/// The gRPC status code's name, as `error.type` (OpenTelemetry RPC
+/// semantic conventions).
+fn code_name(code: i64) -> &'static str {
+    match code {
+        1 => "CANCELLED",
+        2 => "UNKNOWN",
+        3 => "INVALID_ARGUMENT",
+        4 => "DEADLINE_EXCEEDED",
+        5 => "NOT_FOUND",
+        6 => "ALREADY_EXISTS",
+        7 => "PERMISSION_DENIED",
+        8 => "RESOURCE_EXHAUSTED",
+        9 => "FAILED_PRECONDITION",
+        10 => "ABORTED",
+        11 => "OUT_OF_RANGE",
+        12 => "UNIMPLEMENTED",
+        13 => "INTERNAL",
+        14 => "UNAVAILABLE",
+        15 => "DATA_LOSS",
+        16 => "UNAUTHENTICATED",
+        _ => "_OTHER",
+    }
+}
+
+/// Whether a code is the server's failure, so its span's status is Error:
+/// the conventions' list for gRPC server spans. A caller's mistake
+/// (NOT_FOUND, INVALID_ARGUMENT, …) keeps the status unset, with
+/// `error.type` saying what it was.
+fn server_fault(code: i64) -> bool {
+    matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
 }
 
 /// The metric label for a request path: the method for the services served,

@@ -107,13 +107,37 @@ async fn a_live_holder_that_lost_its_lock_keeps_its_lease(backend: Backend) {
             2,
             "each replica holds its lock"
         );
+        // Remember which sessions hold them: the replicas take their lock
+        // again within a ping, so "none held" is a moment that can be missed.
         app.db
             .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                "CREATE TABLE IF NOT EXISTS terminated_lock_sessions AS SELECT pid FROM pg_locks \
+                 WHERE locktype = 'advisory' AND granted \
                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             )
             .await;
-        assert_eq!(app.db.count(PROCESS_LOCKS).await, 0, "every lock released");
+        app.db
+            .execute("SELECT pg_terminate_backend(pid) FROM terminated_lock_sessions")
+            .await;
+        // pg_terminate_backend signals; the sessions end a moment later.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let held_by_old = app
+                .db
+                .count(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                     AND pid IN (SELECT pid FROM terminated_lock_sessions)",
+                )
+                .await;
+            if held_by_old == 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the terminated sessions still hold {held_by_old} lock(s)"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     let mut other = replica.billing().await;
     let second = token(&mut other, &conn.id, 60)

@@ -73,6 +73,27 @@ async fn spans_and_metrics_reach_the_collector(backend: Backend) {
         .await
         .expect("revoke");
 
+    // A caller's mistake and a provider outage: `error.type` on both, span
+    // status Error only on the server's side of the line.
+    let _ = client
+        .get_connection(pb::GetConnectionRequest {
+            connection_id: "019abf40-0000-7000-8000-000000000000".into(),
+        })
+        .await
+        .expect_err("not found");
+    let begun = begin(&mut client, "aries", "u2").await;
+    let params = app
+        .fakes
+        .aries
+        .approve(&begun.authorization_url, USER)
+        .await;
+    app.fakes.aries.set_fault(crate::fake::Fault::ServerError);
+    let _ = client
+        .complete_auth(callback(params))
+        .await
+        .expect_err("provider down");
+    app.fakes.aries.set_fault(crate::fake::Fault::None);
+
     let wanted_metrics = [
         "authbroker.connection.status_changes",
         "authbroker.connections",
@@ -96,7 +117,11 @@ async fn spans_and_metrics_reach_the_collector(backend: Backend) {
             "userinfo ares",
         ]
         .iter()
-        .all(|n| spans.iter().any(|s| s.name == *n));
+        .all(|n| spans.iter().any(|s| s.name == *n))
+            && spans.iter().any(|s| {
+                s.name == "authbroker.v1.AuthBroker/CompleteAuth"
+                    && attribute(s, "error.type").is_some()
+            });
         let have_metrics = wanted_metrics.iter().all(|m| names.iter().any(|n| n == m));
         if have_spans && have_metrics {
             break;
@@ -127,6 +152,33 @@ async fn spans_and_metrics_reach_the_collector(backend: Backend) {
         });
     assert_eq!(hex(&rpc.parent_span_id), "00f067aa0ba902b7");
     assert_eq!(attribute(rpc, "rpc.grpc.status_code").as_deref(), Some("0"));
+    assert_eq!(attribute(rpc, "error.type"), None);
+    let failed = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == name && attribute(s, "error.type").is_some())
+            .unwrap_or_else(|| panic!("a failed {name} span"))
+    };
+    let not_found = failed("authbroker.v1.AuthBroker/GetConnection");
+    assert_eq!(
+        attribute(not_found, "error.type").as_deref(),
+        Some("NOT_FOUND")
+    );
+    assert_ne!(
+        not_found.status.as_ref().map(|s| s.code),
+        Some(2),
+        "a caller's mistake is no server error"
+    );
+    let outage = failed("authbroker.v1.AuthBroker/CompleteAuth");
+    assert_eq!(
+        attribute(outage, "error.type").as_deref(),
+        Some("UNAVAILABLE")
+    );
+    assert_eq!(
+        outage.status.as_ref().map(|s| s.code),
+        Some(2),
+        "span status Error"
+    );
     let refresh = spans
         .iter()
         .find(|s| s.name == "token ares" && hex(&s.trace_id) == TRACE_ID)

@@ -228,8 +228,16 @@ Included by every template that renders a workload, so any render fails early.
     {{- fail (printf "providers.%s.clientSecret is required (or set existingSecret with key %s)" $id (include "authbroker.clientSecretKey" $id)) }}
   {{- end }}
 {{- end }}
-{{- if $v.serviceMonitor.enabled }}
-  {{- fail "serviceMonitor.enabled: authbroker has no metrics port to scrape; it pushes metrics over OTLP, so set otel.enabled and otel.endpoint instead" }}
+{{- $metricsPort := $v.config.metricsPort }}
+{{- if not (kindIs "invalid" $metricsPort) }}
+  {{- if or (eq (int $metricsPort) (int $v.config.port)) (eq (int $metricsPort) (int $v.config.healthPort)) }}
+    {{- fail (printf "config.metricsPort must differ from config.port (%d) and config.healthPort (%d): the metrics listener is a listener of its own" (int $v.config.port) (int $v.config.healthPort)) }}
+  {{- end }}
+  {{- if eq (int $metricsPort) (int $v.service.port) }}
+    {{- fail (printf "config.metricsPort must differ from service.port (%d): the Service exposes both" (int $v.service.port)) }}
+  {{- end }}
+{{- else if $v.serviceMonitor.enabled }}
+  {{- fail "serviceMonitor.enabled: there is no metrics port to scrape; set config.metricsPort (e.g. 9464) so authbroker serves /metrics (metrics_listen)" }}
 {{- end }}
 {{- if and $v.otel.enabled (not $v.otel.endpoint) }}
   {{- fail "otel.endpoint is required when otel.enabled is true (e.g. http://otel-collector.observability:4317)" }}
@@ -268,6 +276,9 @@ valid TOML one; keys read as integers go through int64.
 # from a Secret; database_url comes from AUTHBROKER_DATABASE_URL.
 listen = {{ printf "%s:%d" $c.listenAddress (int $c.port) | toJson }}
 health_listen = {{ printf "%s:%d" $c.listenAddress (int $c.healthPort) | toJson }}
+{{- if not (kindIs "invalid" $c.metricsPort) }}
+metrics_listen = {{ printf "%s:%d" $c.listenAddress (int $c.metricsPort) | toJson }}
+{{- end }}
 migrate_on_start = false
 log_format = {{ $c.logFormat | toJson }}
 state_ttl_secs = {{ int64 $c.stateTtlSecs }}
