@@ -100,7 +100,12 @@ pub async fn connect(address: &str, token: Option<&str>) -> Result<Client, Conne
     let bearer = token
         .map(|t| format!("Bearer {t}").parse::<AsciiMetadataValue>())
         .transpose()
-        .map_err(|_| ConnectError::Token)?;
+        .map_err(|_| ConnectError::Token)?
+        .map(|mut value| {
+            // Never added to HTTP/2's header compression table.
+            value.set_sensitive(true);
+            value
+        });
     let channel = endpoint.connect().await.map_err(ConnectError::Transport)?;
     Ok(pb::auth_broker_client::AuthBrokerClient::with_interceptor(
         channel,

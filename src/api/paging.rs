@@ -75,9 +75,10 @@ pub(super) fn decode(token: &str, fingerprint: &str) -> Result<Option<PageAfter>
             "made for other filters: repeat the first request's filters, or start again without a token",
         ));
     }
-    crate::domain::ConnectionId::parse(&token.i).map_err(|_| invalid())?;
+    // As stored: the canonical spelling compares as the rows' ids do.
+    let id = crate::domain::ConnectionId::parse(&token.i).map_err(|_| invalid())?;
     Ok(Some(PageAfter {
         created_at: token.c,
-        id: token.i,
+        id: id.to_string(),
     }))
 }

@@ -128,7 +128,7 @@ impl Connector {
         let denied = |denied| Error::denied(caller, denied);
         policy.provider(provider.id.as_str()).map_err(denied)?;
         if let Some(id) = req.connection_id {
-            self.reconnectable(caller, id, &req.provider, &req.subject)
+            self.reconnectable(caller, id, &provider, &req.subject)
                 .await?;
         }
         let redirect_uri = match req.redirect_uri {
@@ -319,7 +319,7 @@ impl Connector {
         &self,
         caller: &Caller,
         id: ConnectionId,
-        provider: &ProviderId,
+        provider: &ProviderSetting,
         subject: &Subject,
     ) -> Result<()> {
         let existing = crate::store::connections::find(&self.db, caller, id)
@@ -331,15 +331,23 @@ impl Connector {
                 provider: existing.provider,
             });
         }
-        if &existing.provider != provider {
+        if existing.provider != provider.id {
             return Err(Error::invalid(
                 "connection_id",
                 format!(
                     "the connection is to provider {:?}, not {:?}",
                     existing.provider.as_str(),
-                    provider.as_str()
+                    provider.id.as_str()
                 ),
             ));
+        }
+        // Without an account id from the provider, nothing could tell
+        // another account's tokens from the connection's own.
+        if provider.oidc.is_none() && provider.profile.userinfo_url.is_none() {
+            return Err(Error::ProviderUnsupported {
+                provider: provider.id.clone(),
+                what: "names no account (no user endpoint), so a connection cannot be reconnected in place: connect anew",
+            });
         }
         if &existing.subject != subject {
             return Err(Error::invalid(
@@ -371,6 +379,12 @@ impl Connector {
                 "CompleteAuth with a state another caller began; answered as unknown"
             );
             return Err(Error::StateInvalid(StateProblem::Unknown));
+        }
+        // A provider that cannot serve now (an OpenID issuer not discovered
+        // yet) is refused before the single-use state is spent, so the
+        // caller's retry can still complete the flow.
+        if check == StateCheck::Usable {
+            self.providers.stored(&state.provider)?;
         }
         if !states::delete(&self.db, state_hash).await? {
             return Err(Error::StateInvalid(StateProblem::Unknown));
@@ -436,7 +450,7 @@ impl Connector {
             .client
             .id_token_subject(provider, tokens, check)
             .await
-            .map_err(|failure| Error::provider(&provider.id, Step::IdToken, failure))?;
+            .map_err(|e| Error::provider(&provider.id, Step::IdToken, e.into_failure()))?;
         if provider.oidc.is_some() && subject.is_none() {
             // The password grant: OIDC requires an id_token there too.
             return Err(Error::provider(

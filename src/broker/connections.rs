@@ -120,8 +120,16 @@ impl Connections {
     /// Revokes a row's tokens (read before the local revoke) at its provider.
     async fn revoke_at_provider(&self, row: &connections::TokenRow) -> ProviderRevocation {
         let id = row.connection.id;
-        let Ok(provider) = self.providers.stored(&row.connection.provider) else {
-            return ProviderRevocation::NoEndpoint;
+        let provider = match self.providers.stored(&row.connection.provider) {
+            Ok(provider) => provider,
+            // Removed from the config: nothing to revoke with.
+            Err(Error::ProviderRemoved { .. }) => return ProviderRevocation::NoEndpoint,
+            // An OpenID issuer not discovered yet may well have an endpoint:
+            // the grant may still be live there.
+            Err(e) => {
+                tracing::warn!(connection_id = %id, error = %e, "cannot revoke at the provider");
+                return ProviderRevocation::Failed;
+            }
         };
         let Some(url) = provider.profile.revocation_url.clone() else {
             return ProviderRevocation::NoEndpoint;

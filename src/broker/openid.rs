@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use super::{provider_client::ProviderClient, registry::Providers};
 use crate::{
     flow::{OutboundRequest, ProviderFailure, TokenSet},
-    oidc::{self, Discovered, Expect},
+    oidc::{self, Discovered, Expect, IdTokenError},
     providers::ProviderSetting,
     secret::Secret,
 };
@@ -69,13 +69,15 @@ impl ProviderClient {
 
     /// For an oidc provider, verifies the `id_token` of `tokens` and returns
     /// its `sub`; `None` for other kinds, and for a refresh answer without
-    /// one (OIDC Core 12.2 makes it optional there).
+    /// one (OIDC Core 12.2 makes it optional there). What went wrong stays
+    /// distinct: a refresh treats an unreadable key set differently from a
+    /// refused token.
     pub(crate) async fn id_token_subject(
         &self,
         provider: &ProviderSetting,
         tokens: &TokenSet,
         check: IdTokenCheck<'_>,
-    ) -> Result<Option<String>, ProviderFailure> {
+    ) -> Result<Option<String>, IdTokenError> {
         let Some(oidc) = provider.oidc.as_ref() else {
             return Ok(None);
         };
@@ -83,10 +85,9 @@ impl ProviderClient {
             if check.nonce.is_none() {
                 return Ok(None);
             }
-            return Err(ProviderFailure::Malformed {
-                http_status: None,
-                reason: "the token answer has no id_token (OIDC Core 3.1.3.3)".into(),
-            });
+            return Err(IdTokenError::Invalid(
+                "the token answer has no id_token (OIDC Core 3.1.3.3)".into(),
+            ));
         };
         let jwks_uri = oidc.jwks_uri.get().cloned().unwrap_or_default();
         let expect = Expect {
@@ -112,7 +113,6 @@ impl ProviderClient {
         oidc::verify_id_token(id_token.secret(), &expect, &oidc.keys, fetch)
             .await
             .map(Some)
-            .map_err(oidc::IdTokenError::into_failure)
     }
 }
 

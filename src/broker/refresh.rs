@@ -31,6 +31,7 @@ use crate::{
         ProviderFailure, TokenSet,
         refresh::{self, AfterFailure, Plan, RefreshAsk, WithoutRefreshToken},
     },
+    oidc::IdTokenError,
     providers::ProviderSetting,
     store::connections::{self, LeaseClaim, TokenRow},
     telemetry,
@@ -205,11 +206,18 @@ impl Refresher {
             }
             // From here a crash may lose a rotation: say so on the row first.
             connections::mark_sent(&self.db, id, &self.owner, self.clock.now()).await?;
-            Ok::<_, Error>(
-                self.client
-                    .refresh(provider, &refresh_token, &row.connection.redirect_uri)
-                    .await,
-            )
+            let answer = self
+                .client
+                .refresh(provider, &refresh_token, &row.connection.redirect_uri)
+                .await;
+            // Still under the renewed lease: the rotated refresh token exists
+            // only in memory until it is stored, and checking the id_token
+            // may fetch the issuer's key set.
+            let refused = match &answer {
+                Ok(tokens) => self.refused_id_token(provider, &row, tokens).await,
+                Err(_) => None,
+            };
+            Ok::<_, Error>(answer.map(|tokens| (tokens, refused)))
         };
         let answer = self.with_heartbeat(id, attempt).await?;
         if let (Err(failure), Some(gate)) = (&answer, &gate)
@@ -223,8 +231,8 @@ impl Refresher {
             tracing::warn!(provider = %provider.id, ?retry_after, "the provider answered 429: refreshes paused");
         }
         let failure = match answer {
-            Ok(tokens) => {
-                if let Some(refused) = self.refused_id_token(provider, &row, &tokens).await {
+            Ok((tokens, refused)) => {
+                if let Some(refused) = refused {
                     telemetry::metrics::refresh("id_token_refused");
                     return self.give_up(&row, &refused).await;
                 }
@@ -343,8 +351,10 @@ impl Refresher {
     /// new tokens, serves those instead.
     /// Why a refreshed `id_token` (OIDC Core 12.2: same issuer, client and
     /// account) makes the new tokens unfit to serve as this connection's,
-    /// if it does. A key set that cannot be read proves nothing either way:
-    /// the tokens came from the authenticated token endpoint and are kept.
+    /// if it does: a bad signature or claims, above all another `sub`. A key
+    /// set that cannot be read, or lacks the token's key, proves nothing
+    /// either way: the tokens came from the authenticated token endpoint and
+    /// are kept.
     async fn refused_id_token(
         &self,
         provider: &ProviderSetting,
@@ -358,11 +368,19 @@ impl Refresher {
         };
         match self.client.id_token_subject(provider, tokens, check).await {
             Ok(_) => None,
-            Err(ProviderFailure::Malformed { reason, .. }) => {
+            Err(IdTokenError::Invalid(reason)) => {
                 tracing::warn!(connection_id = %row.connection.id, provider = %provider.id, %reason, "refreshed id_token refused");
-                Some(format!("the provider's refreshed {reason}"))
+                Some(format!(
+                    "the provider's refreshed id_token was refused: {reason}"
+                ))
             }
-            Err(failure) => {
+            // Proves nothing about the account: a key set unreadable now, or
+            // a key it does not show yet.
+            Err(IdTokenError::UnknownKey(reason)) => {
+                tracing::warn!(connection_id = %row.connection.id, provider = %provider.id, %reason, "refreshed id_token not checked");
+                None
+            }
+            Err(IdTokenError::KeysUnavailable(failure)) => {
                 tracing::warn!(connection_id = %row.connection.id, provider = %provider.id, ?failure, "refreshed id_token not checked: the key set is unavailable");
                 None
             }

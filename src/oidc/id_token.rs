@@ -16,6 +16,9 @@ const LEEWAY_SECS: f64 = 60.0;
 pub(crate) enum IdTokenError {
     /// The token is not what the issuer should have sent.
     Invalid(String),
+    /// No key of the issuer's (just fetched) key set fits the token: a
+    /// forgery, or a rotation the key set does not show yet.
+    UnknownKey(String),
     /// The key set could not be read, so the signature could not be checked.
     KeysUnavailable(ProviderFailure),
 }
@@ -24,7 +27,7 @@ impl IdTokenError {
     /// As a provider failure of the call that returned the token.
     pub(crate) fn into_failure(self) -> ProviderFailure {
         match self {
-            Self::Invalid(reason) => ProviderFailure::Malformed {
+            Self::Invalid(reason) | Self::UnknownKey(reason) => ProviderFailure::Malformed {
                 http_status: None,
                 reason: format!("id_token refused: {reason}"),
             },
@@ -243,7 +246,7 @@ mod tests {
         })
         .await
         .map_err(|e| match e {
-            IdTokenError::Invalid(reason) => reason,
+            IdTokenError::Invalid(reason) | IdTokenError::UnknownKey(reason) => reason,
             IdTokenError::KeysUnavailable(f) => panic!("keys unavailable: {f:?}"),
         })
     }

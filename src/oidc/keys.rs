@@ -68,7 +68,7 @@ impl KeyCache {
             Some(false) => Err(IdTokenError::Invalid(
                 "the signature does not verify with the issuer's key".into(),
             )),
-            None => Err(IdTokenError::Invalid(format!(
+            None => Err(IdTokenError::UnknownKey(format!(
                 "no key in the issuer's key set fits alg and kid {:?}",
                 kid.map(|k| k.chars().take(64).collect::<String>())
             ))),
@@ -185,7 +185,7 @@ mod tests {
         let refused = cache
             .verify(Alg::Es256, Some("unknown"), b"m", &sign(&new), fetch)
             .await;
-        assert!(matches!(refused, Err(IdTokenError::Invalid(_))));
+        assert!(matches!(refused, Err(IdTokenError::UnknownKey(_))));
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 

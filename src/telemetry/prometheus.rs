@@ -52,17 +52,26 @@ impl ScrapeReader {
     }
 }
 
+/// Scrapes answered at once; more connections are closed unanswered, so
+/// the port can never hold the file descriptors the gRPC listener needs.
+const MAX_SCRAPES: usize = 8;
+
 /// Serves `GET /metrics` on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, reader: ScrapeReader) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
             continue;
         };
         let reader = reader.clone();
         tokio::spawn(async move {
             // A scraper that stalls is dropped, not waited for.
             let _ = tokio::time::timeout(Duration::from_secs(10), answer(stream, &reader)).await;
+            drop(slot);
         });
     }
 }

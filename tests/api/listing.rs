@@ -359,6 +359,20 @@ async fn reconnecting_in_place_keeps_the_id(backend: Backend) {
         .expect_err("another provider's connection");
     assert_eq!(refused.code(), Code::InvalidArgument);
     assert_eq!(field(&refused), "connection_id");
+    // Aries names no account: a reconnect could not tell another one apart.
+    let refused = client
+        .begin_auth(pb::BeginAuthRequest {
+            provider: "aries".into(),
+            ..again(&other.id, &[])
+        })
+        .await
+        .expect_err("no account to compare");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("names no account"),
+        "{}",
+        refused.message()
+    );
     revoke(&mut client, &conn.id).await;
     let refused = client
         .begin_auth(again(&conn.id, &[]))
