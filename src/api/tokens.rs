@@ -3,7 +3,7 @@
 use super::{convert, validate};
 use crate::{
     broker::Broker,
-    domain::{Caller, Policy, Scopes},
+    domain::{Caller, Policy},
     error::{Error, Result},
     pb,
 };
@@ -31,14 +31,7 @@ pub(super) async fn get(
         }
         n => n,
     };
-    let required = if req.required_scopes.is_empty() {
-        None
-    } else {
-        Some(
-            Scopes::parse(req.required_scopes)
-                .map_err(|e| Error::invalid("required_scopes", e.0))?,
-        )
-    };
+    let required = validate::required_scopes(req.required_scopes)?;
     let token = broker
         .access_token(caller, id, i64::from(min_valid), req.force_refresh, wait)
         .await?;

@@ -56,6 +56,14 @@ pub(super) fn connection_id_option(value: String) -> Result<Option<ConnectionId>
     optional(value, |v| connection_id(&v))
 }
 
+/// Scopes a token must carry; `None` when none are required.
+pub(super) fn required_scopes(values: Vec<String>) -> Result<Option<Scopes>> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    named("required_scopes", Scopes::parse(values)).map(Some)
+}
+
 /// Requested scopes.
 pub(super) fn scopes(values: Vec<String>) -> Result<Scopes> {
     named("scopes", Scopes::parse(values))
